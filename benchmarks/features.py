@@ -1,0 +1,154 @@
+"""Feature pipeline throughput: speechseq's tf.data pipeline vs a plain librosa loop.
+
+    .venv/bin/python benchmarks/features.py [--long-minutes 10] [--long-files 4]
+
+Both compute the same 80-band log-mel frames (decode, resample to 16 kHz with soxr,
+25 ms Hann window, 10 ms hop) over the same files in one run: all 2,500 FSDD clips
+(short, 8 kHz WAV) and a few long FLAC files made by joining Kathleen clips. The
+figures (audio seconds per wall second) are appended to benchmarks/RESULTS.md with
+the machine they ran on. Targets: >= 300x real time on 2 CPU cores and >= 2x the
+librosa loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import librosa  # noqa: E402
+import numpy as np  # noqa: E402
+import soundfile  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from speechseq import corpora, data  # noqa: E402
+from speechseq.features import FeatureConfig  # noqa: E402
+from speechseq.text import Vocabulary  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+CONFIG = FeatureConfig()
+
+
+def machine() -> str:
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        platform.processor() or "unknown CPU",
+    )
+    cores = len(os.sched_getaffinity(0))
+    return f"{cores} cores ({cpu}), {platform.system()} {platform.release()}, Python {platform.python_version()}, TensorFlow {tf.__version__}"
+
+
+def long_files(folder: Path, minutes: float, count: int) -> list[corpora.Utterance]:
+    """`count` FLAC files of about `minutes` each, joined from Kathleen clips."""
+    clips = sorted((DATA / "kathleen" / "clips").glob("*.flac"))
+    utterances, cursor = [], 0
+    for index in range(count):
+        pieces, seconds = [], 0.0
+        while seconds < minutes * 60:
+            samples, rate = soundfile.read(clips[cursor % len(clips)], dtype="float32")
+            pieces.append(samples)
+            seconds += samples.size / rate
+            cursor += 1
+        path = folder / f"long_{index}.flac"
+        soundfile.write(path, np.concatenate(pieces), rate)
+        utterances.append(corpora.Utterance(path, "", "kathleen", seconds))
+    return utterances
+
+
+REPEATS = 3  # timed passes per measurement; the median is reported (CPU speed varies)
+
+
+def median_rate(run) -> float:
+    """Median audio seconds per wall second over `REPEATS` passes of `run()` -> seconds."""
+    rates = []
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        seconds = run()
+        rates.append(seconds / (time.perf_counter() - started))
+    return float(np.median(rates))
+
+
+def speechseq_pipeline(utterances) -> float:
+    """Audio seconds per wall second through `data.ctc_dataset`, after one untimed epoch.
+
+    The first epoch pays tf.data's one-off start-up (function instantiation, thread
+    pools); training runs many epochs, so the steady state is what counts.
+    """
+    options = data.PipelineOptions(batch_size=32, max_batch_frames=32_000, deterministic=False)
+    dataset = data.ctc_dataset(utterances, Vocabulary(), CONFIG, options)
+    for _ in dataset:
+        pass
+
+    def epoch() -> float:
+        frames = sum(int(lengths.numpy().sum()) for _, lengths, _, _ in dataset)
+        return frames / CONFIG.frames_per_second
+
+    return median_rate(epoch)
+
+
+def librosa_loop(utterances) -> float:
+    """Audio seconds per wall second for a per-file librosa load + melspectrogram loop."""
+
+    def epoch() -> float:
+        seconds = 0.0
+        for utterance in utterances:
+            waveform, _ = librosa.load(utterance.audio, sr=CONFIG.sample_rate, res_type="soxr_hq")
+            mel = librosa.feature.melspectrogram(
+                y=waveform, sr=CONFIG.sample_rate, n_fft=CONFIG.n_fft, hop_length=CONFIG.hop_length,
+                win_length=CONFIG.win_length, n_mels=CONFIG.n_mels, fmin=CONFIG.fmin, pad_mode="constant",
+            )
+            np.log(np.maximum(mel, CONFIG.log_floor))
+            seconds += waveform.size / CONFIG.sample_rate
+        return seconds
+
+    return median_rate(epoch)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--long-minutes", type=float, default=10.0, help="length of each long file")
+    parser.add_argument("--long-files", type=int, default=4, help="number of long files")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as folder:
+        corpora_to_run = {
+            "FSDD, 2,500 short clips (8 kHz WAV)": corpora.fsdd(DATA / "fsdd"),
+            f"{args.long_files} long files of {args.long_minutes:g} min (16 kHz FLAC)": long_files(
+                Path(folder), args.long_minutes, args.long_files
+            ),
+        }
+        # Warm up both paths (imports, graph tracing, file cache) on a few clips.
+        warm = corpora_to_run["FSDD, 2,500 short clips (8 kHz WAV)"][:64]
+        speechseq_pipeline(warm), librosa_loop(warm)
+        rows = []
+        for name, utterances in corpora_to_run.items():
+            ours, theirs = speechseq_pipeline(utterances), librosa_loop(utterances)
+            rows.append((name, ours, theirs))
+            print(f"{name}: speechseq {ours:.0f}x real time, librosa loop {theirs:.0f}x, ratio {ours / theirs:.1f}")
+
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"\n### Feature pipeline throughput ({stamp})\n",
+        f"Command: `.venv/bin/python benchmarks/features.py --long-minutes {args.long_minutes:g} "
+        f"--long-files {args.long_files}`  \nMachine: {machine()}  \n"
+        "Work: decode + resample to 16 kHz (soxr) + 80-band log-mel; audio seconds per wall "
+        f"second, median of {REPEATS} passes (speechseq after one untimed warm-up epoch).\n",
+        "| corpus | speechseq tf.data | librosa loop | ratio |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    lines += [f"| {name} | {ours:.0f}x | {theirs:.0f}x | {ours / theirs:.1f} |" for name, ours, theirs in rows]
+    with open(RESULTS, "a", encoding="utf-8") as file:
+        file.write("\n".join(lines) + "\n")
+    print(f"appended to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""Read audio files: decode, mix to mono, resample, and reject bad files by name.
+
+Every problem with a file surfaces as one `AudioError` that carries the path and a
+short reason, so a caller can report it on one line and go on with the next file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import soxr
+
+SAMPLE_RATE = 16_000  # Hz: the rate every model in speechseq works at by default
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")  # what `find_audio` picks up
+
+
+class AudioError(ValueError):
+    """A file that cannot be used as audio, with the reason why."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioInfo:
+    """What a file's header says, checked for sense."""
+
+    path: str
+    sample_rate: int  # Hz, as stored in the file
+    channels: int
+    frames: int  # samples per channel
+    format: str  # container, as libsndfile names it (WAV, FLAC, OGG, MP3)
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.frames / self.sample_rate
+
+
+def _check_is_readable_file(path: Path) -> None:
+    if path.is_dir():
+        raise AudioError(path, "is a directory, not an audio file")
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise AudioError(path, "file not found") from None
+    except OSError as error:  # a symlink loop, a name too long, ...
+        raise AudioError(path, f"cannot open: {error.strerror or error}") from None
+    if size == 0:
+        raise AudioError(path, "empty file (0 bytes)")
+    if not os.access(path, os.R_OK):
+        raise AudioError(path, "permission denied")
+
+
+def _soundfile_reason(error: Exception) -> str:
+    message = str(error)
+    # libsndfile prefixes its messages with "Error opening '<path>': "; keep the cause.
+    cause = message.split(": ", 1)[-1] if message.startswith("Error opening") else message
+    return f"cannot decode audio ({cause.strip()})"
+
+
+def info(path: str | os.PathLike) -> AudioInfo:
+    """Read and check a file's header without decoding its samples."""
+    path = Path(path)
+    _check_is_readable_file(path)
+    try:
+        header = soundfile.info(str(path))
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
+        raise AudioError(path, _soundfile_reason(error)) from None
+    except OSError as error:
+        raise AudioError(path, f"cannot open: {error.strerror or error}") from None
+    if header.samplerate <= 0:
+        raise AudioError(path, f"invalid sample rate {header.samplerate} Hz in header")
+    if header.channels <= 0:
+        raise AudioError(path, f"invalid channel count {header.channels} in header")
+    if header.frames <= 0:
+        raise AudioError(path, "no audio samples (0 frames)")
+    return AudioInfo(
+        path=str(path),
+        sample_rate=int(header.samplerate),
+        channels=int(header.channels),
+        frames=int(header.frames),
+        format=str(header.format),
+    )
+
+
+def resample(waveform: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
+    """Resample a mono float32 waveform with soxr at high quality (librosa's `soxr_hq`)."""
+    if orig_rate == target_rate:
+        return waveform
+    return soxr.resample(waveform, orig_rate, target_rate, quality="HQ").astype(np.float32, copy=False)
+
+
+def load(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode `path` to a mono float32 waveform at `sample_rate`, values in [-1, 1].
+
+    Raises `AudioError` naming the file for anything that is not usable audio.
+    """
+    try:
+        samples, file_rate = soundfile.read(os.fspath(path), dtype="float32", always_2d=True)
+    except Exception:  # noqa: BLE001 - the checks below name the real problem
+        # The hot path skips these checks; on failure they say what is wrong.
+        info(path)
+        try:
+            samples, file_rate = soundfile.read(os.fspath(path), dtype="float32", always_2d=True)
+        except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
+            raise AudioError(path, _soundfile_reason(error)) from None
+        except (OSError, MemoryError) as error:
+            raise AudioError(path, f"cannot read samples: {error}") from None
+    if samples.shape[0] == 0:
+        raise AudioError(path, "no audio samples (0 frames)")
+    if not np.isfinite(samples).all():
+        raise AudioError(path, "contains NaN or infinite samples")
+    mono = samples.mean(axis=1, dtype=np.float32) if samples.shape[1] > 1 else samples[:, 0]
+    waveform = resample(np.ascontiguousarray(mono), file_rate, sample_rate)
+    if waveform.size == 0:
+        raise AudioError(path, f"too short to resample from {file_rate} Hz to {sample_rate} Hz")
+    # Float files may hold values past full scale and resampling can overshoot: clip.
+    return np.clip(waveform, -1.0, 1.0, out=waveform)
+
+
+def find_audio(*locations: str | os.PathLike) -> list[Path]:
+    """Files, folders (searched recursively) and glob patterns -> sorted audio paths.
+
+    A named file is kept whatever its extension (so a bad one is reported, not skipped);
+    folders and globs contribute files with one of `AUDIO_EXTENSIONS`.
+    """
+    found: list[Path] = []
+    for location in locations:
+        path = Path(location)
+        if path.is_dir():
+            matches = (p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+            found.extend(sorted(matches))
+        elif any(char in str(location) for char in "*?["):
+            anchor = Path(path.anchor or ".")
+            pattern = str(path.relative_to(anchor)) if path.is_absolute() else str(location)
+            found.extend(sorted(p for p in anchor.glob(pattern) if p.is_file()))
+        else:
+            found.append(path)
+    return found

@@ -1,0 +1,439 @@
+"""Manifests: one JSON Lines format for every corpus, readers into it, and an audit.
+
+A manifest line is an utterance:
+    {"audio": "clips/a.flac", "text": "hello", "speaker": "kathleen", "duration": 2.31,
+     "segments": [{"start": 0.1, "end": 0.6, "label": "hello"}]}
+`audio` is relative to the manifest's folder, or absolute;
+`segments` (optional) label stretches of time for frame tagging.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import random
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+from speechseq import audio
+from speechseq.files import atomic_path, write_text
+from speechseq.text import DIGIT_WORDS, OutOfVocabularyError, Vocabulary
+
+MIN_SAMPLE_RATE = 4_000  # Hz: below this a file is not speech we can use
+MAX_SAMPLE_RATE = 192_000  # Hz: above this the header is almost surely wrong
+DURATION_TOLERANCE = 0.1  # seconds a manifest's duration may differ from the file's
+
+
+class CorpusError(ValueError):
+    """A manifest or corpus layout that cannot be read, with where and why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Segment:
+    """A labelled stretch of time in an utterance."""
+
+    start: float  # seconds from the start of the file
+    end: float  # seconds, > start
+    label: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Utterance:
+    """One manifest entry."""
+
+    audio: Path  # absolute path of the audio file
+    text: str = ""  # transcript ("" for tagging-only corpora)
+    speaker: str = "unknown"
+    duration: float | None = None  # seconds; None when the manifest does not say
+    segments: tuple[Segment, ...] = ()  # labelled time for frame tagging
+
+    def to_json(self, relative_to: Path) -> str:
+        # Audio inside the manifest's folder is written relative (the two move together).
+        audio_path = self.audio.relative_to(relative_to) if self.audio.is_relative_to(relative_to) else self.audio
+        entry = {"audio": str(audio_path), "text": self.text, "speaker": self.speaker}
+        if self.duration is not None:
+            entry["duration"] = round(self.duration, 4)
+        if self.segments:
+            entry["segments"] = [dataclasses.asdict(s) for s in self.segments]
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def _parse_segment(value, where: str) -> Segment:
+    try:
+        segment = Segment(float(value["start"]), float(value["end"]), str(value["label"]))
+    except (TypeError, KeyError, ValueError):
+        raise CorpusError(f"{where}: a segment needs numeric start, end and a label") from None
+    if not 0 <= segment.start < segment.end:
+        raise CorpusError(f"{where}: segment {segment.start}-{segment.end} s is empty or negative")
+    return segment
+
+
+def _parse_entry(line: str, folder: Path, where: str) -> Utterance:
+    try:
+        entry = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise CorpusError(f"{where}: not valid JSON ({error.msg})") from None
+    if not isinstance(entry, dict) or not isinstance(entry.get("audio"), str):
+        raise CorpusError(f"{where}: each line must be an object with an 'audio' path")
+    duration = entry.get("duration")
+    if duration is not None and not (isinstance(duration, (int, float)) and duration > 0):
+        raise CorpusError(f"{where}: 'duration' must be a positive number, got {duration!r}")
+    text = entry.get("text", "")
+    if not isinstance(text, str):
+        raise CorpusError(f"{where}: 'text' must be a string")
+    segments = entry.get("segments", [])
+    if not isinstance(segments, list):
+        raise CorpusError(f"{where}: 'segments' must be a list")
+    return Utterance(
+        audio=(folder / entry["audio"]).absolute(),
+        text=text,
+        speaker=str(entry.get("speaker", "unknown")),
+        duration=None if duration is None else float(duration),
+        segments=tuple(_parse_segment(s, where) for s in segments),
+    )
+
+
+def read_manifest(path: str | os.PathLike) -> list[Utterance]:
+    """Read a JSON Lines manifest; blank lines are skipped, any bad line is an error."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise CorpusError(f"{path}: cannot read manifest ({error})") from None
+    return [
+        _parse_entry(line, path.parent, f"{path}:{number}")
+        for number, line in enumerate(lines, start=1)
+        if line.strip()
+    ]
+
+
+def write_manifest(utterances: Iterable[Utterance], path: str | os.PathLike) -> Path:
+    """Write a manifest atomically, audio paths relative to its folder."""
+    path = Path(path).absolute()
+    lines = [u.to_json(path.parent) for u in utterances]
+    write_text(path, "".join(line + "\n" for line in lines))
+    return path
+
+
+# ---- readers: corpus layouts -> utterances -------------------------------------------
+
+
+def _duration(path: Path) -> float | None:
+    try:
+        return audio.info(path).duration
+    except audio.AudioError:
+        return None  # left for the audit to report
+
+
+def librispeech(root: str | os.PathLike) -> list[Utterance]:
+    """A LibriSpeech tree (`speaker/chapter/speaker-chapter.trans.txt` beside `*.flac`)."""
+    root = Path(root)
+    transcripts = sorted(root.rglob("*.trans.txt"))
+    if not transcripts:
+        raise CorpusError(f"{root}: no *.trans.txt files: not a LibriSpeech tree")
+    utterances = []
+    for transcript in transcripts:
+        for number, line in enumerate(transcript.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            utterance_id, _, text = line.strip().partition(" ")
+            if not text:
+                raise CorpusError(f"{transcript}:{number}: expected '<utterance-id> <text>'")
+            path = transcript.parent / f"{utterance_id}.flac"
+            utterances.append(
+                Utterance(path.absolute(), text, utterance_id.split("-")[0], _duration(path))
+            )
+    return utterances
+
+
+def common_voice(tsv: str | os.PathLike, clips: str | os.PathLike | None = None) -> list[Utterance]:
+    """A Common Voice split TSV (`client_id`, `path`, `sentence`, ...); clips in `clips/`."""
+    tsv = Path(tsv)
+    clips = Path(clips) if clips else tsv.parent / "clips"
+    with open(tsv, encoding="utf-8", newline="") as file:
+        reader = csv.DictReader(file, delimiter="\t", quoting=csv.QUOTE_NONE)
+        missing = {"client_id", "path", "sentence"} - set(reader.fieldnames or ())
+        if missing:
+            raise CorpusError(f"{tsv}: not a Common Voice TSV (no column {', '.join(sorted(missing))})")
+        rows = list(reader)
+    return [
+        Utterance(
+            (clips / row["path"]).absolute(),
+            row["sentence"] or "",
+            row["client_id"],
+            _duration(clips / row["path"]),
+        )
+        for row in rows
+    ]
+
+
+def transcribed_folder(root: str | os.PathLike, speaker: str | None = None) -> list[Utterance]:
+    """Audio files each with a `.txt` transcript beside it (the Kathleen layout)."""
+    root = Path(root)
+    utterances = []
+    for path in audio.find_audio(root):
+        transcript = path.with_suffix(".txt")
+        if not transcript.is_file():
+            raise CorpusError(f"{path}: no transcript {transcript.name} beside it")
+        text = " ".join(transcript.read_text(encoding="utf-8").split())
+        utterances.append(Utterance(path.absolute(), text, speaker or root.name, _duration(path)))
+    if not utterances:
+        raise CorpusError(f"{root}: no audio files with transcripts")
+    return utterances
+
+
+FSDD_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)$")
+
+
+@dataclasses.dataclass(frozen=True)
+class DigitClip:
+    """One FSDD recording: `{digit}_{speaker}_{take}.wav`."""
+
+    path: Path
+    digit: int
+    speaker: str
+    take: int
+
+    @property
+    def word(self) -> str:
+        return DIGIT_WORDS[self.digit]
+
+
+def fsdd_clips(root: str | os.PathLike) -> list[DigitClip]:
+    """The clips of a Free Spoken Digit Dataset folder (or its `recordings/`)."""
+    root = Path(root)
+    folder = root / "recordings" if (root / "recordings").is_dir() else root
+    clips = []
+    for path in sorted(folder.glob("*.wav")):
+        match = FSDD_NAME.match(path.stem)
+        if match:
+            digit, speaker, take = match.groups()
+            clips.append(DigitClip(path.absolute(), int(digit), speaker, int(take)))
+    if not clips:
+        raise CorpusError(f"{folder}: no FSDD recordings named digit_speaker_take.wav")
+    return clips
+
+
+def fsdd(root: str | os.PathLike) -> list[Utterance]:
+    """One utterance per FSDD clip, its transcript the digit's word."""
+    return [Utterance(c.path, c.word, c.speaker, _duration(c.path)) for c in fsdd_clips(root)]
+
+
+# ---- connected digits ----------------------------------------------------------------
+
+FSDD_SPLITS = {"test": range(0, 5), "dev": range(5, 10), "train": range(10, 50)}  # takes
+
+
+@dataclasses.dataclass(frozen=True)
+class DigitSequenceOptions:
+    """How `connected_digits` strings FSDD clips into utterances."""
+
+    min_digits: int = 1  # digits per utterance, at least
+    max_digits: int = 7  # digits per utterance, at most
+    min_gap: float = 0.05  # seconds of silence between digits, at least
+    max_gap: float = 0.30  # seconds of silence between digits, at most
+    edge: float = 0.10  # seconds of silence before the first and after the last digit
+    passes: Sequence[tuple[str, int]] = (("train", 2), ("dev", 1), ("test", 1))
+    # ^ how many times each split's clips are each used (in fresh random orders)
+    held_out_speaker: str | None = None  # all of this speaker's clips -> split "held_out"
+    seed: int = 0
+
+
+def _group_clips(clips: Sequence[DigitClip], options: DigitSequenceOptions):
+    """(split, speaker) -> clips, by take number; a held-out speaker gets its own split."""
+    groups: dict[tuple[str, str], list[DigitClip]] = {}
+    for clip in clips:
+        if clip.speaker == options.held_out_speaker:
+            split = "held_out"
+        else:
+            split = next((s for s, takes in FSDD_SPLITS.items() if clip.take in takes), None)
+            if split is None:
+                continue
+        groups.setdefault((split, clip.speaker), []).append(clip)
+    return groups
+
+
+def _chunks(items: list, rng: random.Random, low: int, high: int):
+    start = 0
+    while start < len(items):
+        size = rng.randint(low, high)
+        yield items[start : start + size]
+        start += size
+
+
+def _join_clips(chunk: Sequence[DigitClip], rng: random.Random, options) -> tuple:
+    rate = None
+    pieces, segments, cursor = [], [], options.edge
+    for index, clip in enumerate(chunk):
+        samples, clip_rate = soundfile.read(clip.path, dtype="int16")
+        if rate is None:
+            rate = clip_rate
+            pieces.append(np.zeros(int(options.edge * rate), np.int16))
+        elif clip_rate != rate:
+            raise CorpusError(f"{clip.path}: {clip_rate} Hz, other clips are {rate} Hz")
+        if index:
+            gap = rng.uniform(options.min_gap, options.max_gap)
+            pieces.append(np.zeros(int(gap * rate), np.int16))
+            cursor += len(pieces[-1]) / rate
+        pieces.append(samples)
+        segments.append(Segment(round(cursor, 4), round(cursor + len(samples) / rate, 4), clip.word))
+        cursor += len(samples) / rate
+    pieces.append(np.zeros(int(options.edge * rate), np.int16))
+    return np.concatenate(pieces), rate, tuple(segments)
+
+
+def connected_digits(
+    fsdd_root: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    options: DigitSequenceOptions = DigitSequenceOptions(),
+) -> dict[str, Path]:
+    """Build connected-digit utterances from FSDD and write one manifest per split.
+
+    Each utterance joins 1-7 clips of one speaker and one split, with short random
+    silences between them; its transcript reads "three one four" and its segments
+    give each digit's time. Splits follow the takes (0-4 test, 5-9 dev, 10-49 train);
+    `held_out_speaker` moves all of one speaker's clips to a `held_out` split.
+    Same options and seed, same files. Returns split -> manifest path.
+    """
+    out_dir = Path(out_dir)
+    groups = _group_clips(fsdd_clips(fsdd_root), options)
+    passes = dict(options.passes) | {"held_out": 1}
+    rng = random.Random(options.seed)
+    manifests: dict[str, list[Utterance]] = {}
+    for (split, speaker), clips in sorted(groups.items()):
+        for repeat in range(passes.get(split, 0)):
+            order = list(clips)
+            rng.shuffle(order)
+            for number, chunk in enumerate(
+                _chunks(order, rng, options.min_digits, options.max_digits)
+            ):
+                samples, rate, segments = _join_clips(chunk, rng, options)
+                path = out_dir / "audio" / split / f"{speaker}_{repeat}_{number:04d}.wav"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with atomic_path(path) as temporary:
+                    soundfile.write(temporary, samples, rate, format="WAV", subtype="PCM_16")
+                text = " ".join(s.label for s in segments)
+                manifests.setdefault(split, []).append(
+                    Utterance(path.absolute(), text, speaker, len(samples) / rate, segments)
+                )
+    return {
+        split: write_manifest(utterances, out_dir / f"{split}.jsonl")
+        for split, utterances in manifests.items()
+    }
+
+
+# ---- audit ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """Why one manifest entry cannot be used."""
+
+    index: int  # position in the manifest, from 0
+    audio: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditReport:
+    """Every entry checked; `good` may be trained on, `problems` say why the rest may not."""
+
+    good: tuple[Utterance, ...]
+    problems: tuple[Problem, ...]
+    seconds: float  # total duration of the good entries
+    speakers: int  # distinct speakers among the good entries
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict:
+        return {
+            "entries": len(self.good) + len(self.problems),
+            "good": len(self.good),
+            "bad": len(self.problems),
+            "hours": round(self.seconds / 3600, 4),
+            "speakers": self.speakers,
+            "problems": [dataclasses.asdict(p) for p in self.problems],
+        }
+
+    def format(self) -> str:
+        lines = [
+            f"{len(self.good) + len(self.problems)} entries: {len(self.good)} good, "
+            f"{len(self.problems)} bad; {self.seconds / 3600:.3f} h of audio from "
+            f"{self.speakers} speakers"
+        ]
+        lines += [f"  bad entry {p.index}: {p.audio}: {p.reason}" for p in self.problems]
+        return "\n".join(lines)
+
+
+def ctc_frames_needed(ids: Sequence[int]) -> int:
+    """Output frames a CTC alignment of `ids` needs: one per label, plus a blank between repeats."""
+    return len(ids) + sum(1 for a, b in zip(ids, ids[1:]) if a == b)
+
+
+def _check(utterance: Utterance, vocabulary, frames_per_second, subsampling, max_seconds):
+    """The reason `utterance` is unusable, or None; also returns its duration."""
+    try:
+        header = audio.info(utterance.audio)
+        if not MIN_SAMPLE_RATE <= header.sample_rate <= MAX_SAMPLE_RATE:
+            return f"implausible sample rate {header.sample_rate} Hz", 0.0
+        samples = audio.load(utterance.audio, sample_rate=header.sample_rate)
+    except audio.AudioError as error:
+        return error.reason, 0.0
+    seconds = samples.size / header.sample_rate
+    if utterance.duration is not None and abs(utterance.duration - seconds) > DURATION_TOLERANCE:
+        return f"manifest says {utterance.duration:.2f} s, the file holds {seconds:.2f} s", seconds
+    if max_seconds is not None and seconds > max_seconds:
+        return f"{seconds:.1f} s is longer than the {max_seconds:.1f} s allowed", seconds
+    for segment in utterance.segments:
+        if segment.end > seconds + DURATION_TOLERANCE:
+            return f"segment {segment.label!r} ends at {segment.end} s, after the audio", seconds
+    if vocabulary is None:
+        return None, seconds
+    if not vocabulary.normalize(utterance.text):
+        return "empty transcript", seconds
+    try:
+        ids = vocabulary.encode(utterance.text)
+    except OutOfVocabularyError as error:
+        return str(error), seconds
+    frames = int(frames_per_second * seconds) + 1
+    available = -(-frames // subsampling)
+    needed = ctc_frames_needed(ids)
+    if needed > available:
+        return (
+            f"transcript needs {needed} CTC frames, the audio gives {available} "
+            f"({seconds:.2f} s at {frames_per_second:g} frames/s, subsampling {subsampling})"
+        ), seconds
+    return None, seconds
+
+
+def audit(
+    utterances: Sequence[Utterance],
+    vocabulary: Vocabulary | None = None,
+    frames_per_second: float = 100.0,
+    subsampling: int = 1,
+    max_seconds: float | None = None,
+) -> AuditReport:
+    """Decode every entry and check it for training.
+
+    Checks the audio (readable, non-empty, finite, plausible sample rate, duration as
+    stated) and, when a `vocabulary` is given, the transcript (not empty, no
+    out-of-vocabulary characters, short enough for CTC at `frames_per_second` after
+    `subsampling`).
+    """
+    good, problems, seconds = [], [], 0.0
+    for index, utterance in enumerate(utterances):
+        reason, duration = _check(utterance, vocabulary, frames_per_second, subsampling, max_seconds)
+        if reason is None:
+            good.append(utterance)
+            seconds += duration
+        else:
+            problems.append(Problem(index, str(utterance.audio), reason))
+    return AuditReport(tuple(good), tuple(problems), seconds, len({u.speaker for u in good}))

@@ -1,0 +1,318 @@
+"""`tf.data` input pipelines: manifest entries -> padded batches with true lengths.
+
+CTC batches are `(features, feature_lengths, labels, label_lengths)`; tagging batches
+are `(features, feature_lengths, frame_labels)`. Padding is on the right only (zeros),
+and every length is the real one, so losses and cuDNN kernels can ignore padding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import tensorflow as tf
+
+from speechseq import audio
+from speechseq.corpora import CorpusError, Utterance
+from speechseq.features import FeatureConfig, feature_layer
+from speechseq.text import OutOfVocabularyError, TagSet, Vocabulary
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BUCKETS = 4  # length buckets: few fixed shapes keep XLA recompiles rare
+
+
+@dataclasses.dataclass(frozen=True)
+class SpecAugment:
+    """Time and frequency masking (Park et al., 2019), for training batches only."""
+
+    freq_masks: int = 2  # frequency masks per utterance
+    freq_width: int = 15  # widest frequency mask, in bands
+    time_masks: int = 2  # time masks per utterance
+    time_width: int = 20  # widest time mask, in frames
+    time_fraction: float = 0.1  # a time mask covers at most this share of the utterance
+
+    def __call__(self, features, lengths):
+        """Zero random bands and frame ranges inside each utterance's true length."""
+        batch, time, bands = tf.unstack(tf.shape(features))
+        keep = tf.ones_like(features[..., :1]) * tf.ones_like(features[:, :1, :])
+        frame_index = tf.range(time)[tf.newaxis, :, tf.newaxis]
+        band_index = tf.range(bands)[tf.newaxis, tf.newaxis, :]
+        for _ in range(self.freq_masks):
+            keep *= _random_band_mask(band_index, bands, self.freq_width, batch)
+        max_time = tf.minimum(
+            self.time_width, tf.cast(self.time_fraction * tf.cast(lengths, tf.float32), tf.int32)
+        )
+        for _ in range(self.time_masks):
+            keep *= _random_band_mask(frame_index, lengths, max_time, batch)
+        return features * keep
+
+
+def _random_band_mask(index, extent, max_width, batch):
+    """1.0 outside, 0.0 inside a random [start, start + width) range per utterance."""
+    extent = tf.broadcast_to(tf.cast(extent, tf.int32), [batch])
+    max_width = tf.broadcast_to(tf.cast(max_width, tf.int32), [batch])
+    width = tf.cast(tf.random.uniform([batch]) * tf.cast(max_width + 1, tf.float32), tf.int32)
+    room = tf.maximum(extent - width, 0)
+    start = tf.cast(tf.random.uniform([batch]) * tf.cast(room + 1, tf.float32), tf.int32)
+    start, width = start[:, None, None], width[:, None, None]
+    return tf.cast((index < start) | (index >= start + width), tf.float32)
+
+
+def frame_labels(starts, ends, label_ids, num_frames, config: FeatureConfig, background_id: int):
+    """Label of each frame: the first segment whose [start, end) holds the frame's centre.
+
+    `starts`/`ends` (seconds) and `label_ids` are [segments] or [batch, segments];
+    the result is [frames] or [batch, frames]. Frame t is centred on sample t * hop
+    (librosa `center=True`). Segment edges are rounded to the nearest sample first,
+    so an edge that falls exactly on a frame centre is decided by integers, not by
+    float rounding. Frames no segment covers get `background_id`.
+    """
+
+    def samples(seconds):
+        seconds = tf.cast(seconds, tf.float64) if tf.is_tensor(seconds) else tf.constant(seconds, tf.float64)
+        # One empty [0, 0) segment more keeps the arg-max below defined with no segments.
+        seconds = tf.concat([seconds, tf.zeros_like(seconds[..., :1])], axis=-1)
+        return tf.cast(tf.round(seconds * config.sample_rate), tf.int64)[..., tf.newaxis, :]
+
+    label_ids = tf.cast(label_ids, tf.int32)
+    label_ids = tf.concat([label_ids, tf.zeros_like(label_ids[..., :1])], axis=-1)
+    centres = (tf.range(tf.cast(num_frames, tf.int64)) * config.hop_length)[:, tf.newaxis]
+    inside = (centres >= samples(starts)) & (centres < samples(ends))  # [..., frames, segments]
+    first = tf.argmax(tf.cast(inside, tf.int32), axis=-1, output_type=tf.int32)
+    covered = tf.reduce_any(inside, axis=-1)
+    chosen = tf.gather(label_ids, first, axis=-1, batch_dims=label_ids.shape.rank - 1)
+    return tf.where(covered, chosen, background_id)
+
+
+LONG_FILE_SECONDS = 20.0  # batches of files this long are decoded on several threads
+
+
+def _decode_batch(paths: np.ndarray, seconds: float, sample_rate: int):
+    """Decode a batch of files -> right-padded waveforms, lengths, and which decoded.
+
+    Runs inside `tf.numpy_function`, one call per batch (not per file), so Python's
+    per-call cost is paid once per batch. Batches of long files (`seconds` each) are
+    decoded on threads: libsndfile and soxr release the GIL, and there are few batches
+    to run side by side. For short files threads only fight over the GIL. A file that fails
+    (it changed after the audit, say) is logged by name and masked out, and the rest
+    of the batch goes on.
+    """
+
+    def load(path: bytes) -> np.ndarray:
+        try:
+            return audio.load(path.decode(), sample_rate)
+        except audio.AudioError as error:
+            log.warning("skipping %s", error)
+            return np.zeros(0, np.float32)
+
+    if seconds < LONG_FILE_SECONDS or len(paths) < 2:
+        waveforms = [load(path) for path in paths]
+    else:
+        with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1)) as pool:
+            waveforms = list(pool.map(load, paths))
+    lengths = np.array([w.size for w in waveforms], np.int32)
+    batch = np.empty((len(waveforms), max(lengths.max(initial=0), 1)), np.float32)
+    for row, waveform in zip(batch, waveforms):
+        row[: waveform.size] = waveform
+        row[waveform.size :] = 0.0
+    return batch, lengths, lengths > 0
+
+
+def _padded(rows: Sequence[Sequence], dtype) -> np.ndarray:
+    """Variable-length rows -> one zero-padded [rows, longest] array (tf.data slices it)."""
+    array = np.zeros((len(rows), max((len(r) for r in rows), default=0)), dtype)
+    for index, row in enumerate(rows):
+        array[index, : len(row)] = row
+    return array
+
+
+def bucket_boundaries(frame_counts: Sequence[int], buckets: int) -> list[int]:
+    """Boundaries splitting `frame_counts` into `buckets` groups of similar size.
+
+    The last boundary is past the longest utterance, so every batch can be padded to
+    its bucket's boundary (one fixed shape per bucket).
+    """
+    counts = np.asarray(frame_counts)
+    inner = np.quantile(counts, np.linspace(0, 1, buckets + 1)[1:-1]) if buckets > 1 else []
+    return sorted({int(b) + 1 for b in inner} | {int(counts.max()) + 1})
+
+
+def bucket_batch_sizes(boundaries: Sequence[int], options: PipelineOptions) -> list[int]:
+    """Batch size per bucket: `batch_size`, cut so a batch pads to <= `max_batch_frames`."""
+    if options.max_batch_frames is None:
+        return [options.batch_size] * len(boundaries)
+    return [max(1, min(options.batch_size, options.max_batch_frames // b)) for b in boundaries]
+
+
+def _frame_counts(utterances: Sequence[Utterance], config: FeatureConfig) -> list[int]:
+    """Frames each utterance will have, from its manifest duration (or its header)."""
+    seconds = [u.duration if u.duration else audio.info(u.audio).duration for u in utterances]
+    return [int(config.num_frames(int(s * config.sample_rate))) for s in seconds]
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineOptions:
+    """How batches are formed."""
+
+    batch_size: int = 16  # utterances per batch (per replica's input pipeline), at most
+    max_batch_frames: int | None = None  # padded frames per batch, at most: long buckets get smaller batches
+    shuffle: bool = False  # reshuffle every epoch (training)
+    seed: int = 0  # shuffle seed
+    buckets: int = DEFAULT_BUCKETS  # length buckets; 1 = plain padded batches
+    pad_to_boundaries: bool = False  # pad each bucket to a fixed length (for XLA)
+    cache: str | None = None  # file prefix to cache feature batches on disk; "" = in memory
+    augment: SpecAugment | None = None  # SpecAugment for training
+    deterministic: bool = True  # keep batch order under parallel decoding
+
+
+def _pipeline(
+    utterances: Sequence[Utterance],
+    targets: dict,
+    config: FeatureConfig,
+    options: PipelineOptions,
+    make_batch,
+    input_context: tf.distribute.InputContext | None,
+) -> tf.data.Dataset:
+    """The shared pipeline.
+
+    Utterances are bucketed by their known length *before* decoding, so each batch is
+    decoded by one Python call and its features are computed in one vectorised call.
+    `make_batch(frames, frame_lengths, targets)` shapes a batch for its task; the
+    targets are padded with zeros on the right by the bucketing.
+    """
+    if not utterances:
+        raise CorpusError("no utterances to build a dataset from")
+    frame_counts = _frame_counts(utterances, config)
+    boundaries = bucket_boundaries(frame_counts, max(options.buckets, 1))
+    elements = {"audio": [str(u.audio) for u in utterances], "frames": frame_counts, **targets}
+    dataset = tf.data.Dataset.from_tensor_slices(elements)
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    if options.shuffle:  # new batch compositions every epoch (fixed ones when cached)
+        dataset = dataset.shuffle(len(utterances), options.seed, reshuffle_each_iteration=True)
+    dataset = dataset.bucket_by_sequence_length(
+        element_length_func=lambda element: element["frames"],
+        bucket_boundaries=boundaries[:-1],
+        bucket_batch_sizes=bucket_batch_sizes(boundaries, options),
+    )
+
+    features = feature_layer(config)
+
+    def to_batch(batch):
+        seconds = tf.cast(tf.reduce_max(batch["frames"]), tf.float64) / config.frames_per_second
+        waveforms, lengths, decoded = tf.numpy_function(
+            lambda paths, seconds: _decode_batch(paths, float(seconds), config.sample_rate),
+            [batch["audio"], seconds], [tf.float32, tf.int32, tf.bool], stateful=False,
+        )
+        waveforms.set_shape([None, None])
+        lengths.set_shape([None])
+        decoded.set_shape([None])
+        frames, frame_lengths = features(waveforms, lengths)
+        shaped = make_batch(frames, frame_lengths, batch)
+        return tuple(tf.boolean_mask(part, decoded) for part in shaped)
+
+    dataset = dataset.map(
+        to_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=options.deterministic
+    )
+    dataset = dataset.filter(lambda frames, *rest: tf.shape(frames)[0] > 0)
+    if options.cache is not None:
+        dataset = dataset.cache(options.cache)
+        if options.shuffle:
+            dataset = dataset.shuffle(64, options.seed)
+    if options.pad_to_boundaries:
+        dataset = dataset.map(_pad_to_boundary(boundaries), num_parallel_calls=tf.data.AUTOTUNE)
+    if options.augment is not None:
+        augment = options.augment
+        dataset = dataset.map(
+            lambda frames, lengths, *rest: (augment(frames, lengths), lengths, *rest),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    data_options = tf.data.Options()
+    # Let one batch's feature ops use every core (tf.data's default is one): long
+    # files come in few batches, so parallel batches alone leave cores idle.
+    data_options.threading.max_intra_op_parallelism = 0
+    # Under tf.distribute, shard by element (our source is one tensor, not files).
+    data_options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.OFF
+        if input_context is not None
+        else tf.data.experimental.AutoShardPolicy.DATA
+    )
+    return dataset.with_options(data_options).prefetch(tf.data.AUTOTUNE)
+
+
+def _pad_to_boundary(boundaries: list[int]):
+    """Pad the time axis of features (and frame labels) up to the batch's bucket boundary."""
+    limits = tf.constant(boundaries, tf.int32)
+
+    def pad(frames, lengths, *rest):
+        time = tf.shape(frames)[1]
+        bucket = tf.minimum(tf.searchsorted(limits, [time], side="right")[0], len(boundaries) - 1)
+        target = tf.maximum(limits[bucket] - 1, time)  # a bucket holds lengths < its boundary
+        frames = tf.pad(frames, [[0, 0], [0, target - time], [0, 0]])
+        if len(rest) == 1:  # frame labels share the time axis
+            rest = (tf.pad(rest[0], [[0, 0], [0, target - time]]),)
+        return (frames, lengths, *rest)
+
+    return pad
+
+
+def ctc_dataset(
+    utterances: Sequence[Utterance],
+    vocabulary: Vocabulary,
+    config: FeatureConfig,
+    options: PipelineOptions = PipelineOptions(),
+    input_context: tf.distribute.InputContext | None = None,
+) -> tf.data.Dataset:
+    """Batches of `(features, feature_lengths, labels, label_lengths)` for CTC."""
+    encoded = []
+    for utterance in utterances:
+        try:
+            encoded.append(vocabulary.encode(utterance.text))
+        except OutOfVocabularyError as error:
+            raise CorpusError(f"{utterance.audio}: {error}") from None
+    targets = {"labels": _padded(encoded, np.int32), "label_lengths": [len(ids) for ids in encoded]}
+
+    def make_batch(frames, frame_lengths, batch):
+        label_lengths = batch["label_lengths"]
+        labels = batch["labels"][:, : tf.reduce_max(label_lengths)]
+        return frames, frame_lengths, labels, label_lengths
+
+    return _pipeline(utterances, targets, config, options, make_batch, input_context)
+
+
+def tagging_dataset(
+    utterances: Sequence[Utterance],
+    tags: TagSet,
+    config: FeatureConfig,
+    options: PipelineOptions = PipelineOptions(),
+    input_context: tf.distribute.InputContext | None = None,
+) -> tf.data.Dataset:
+    """Batches of `(features, feature_lengths, frame_labels)` from the entries' segments."""
+    columns = {"starts": [], "ends": [], "segment_labels": []}
+    for utterance in utterances:
+        try:
+            columns["segment_labels"].append([tags.id(s.label) for s in utterance.segments])
+        except OutOfVocabularyError as error:
+            raise CorpusError(f"{utterance.audio}: label not in the tag set: {error}") from None
+        columns["starts"].append([s.start for s in utterance.segments])
+        columns["ends"].append([s.end for s in utterance.segments])
+    targets = {
+        "starts": _padded(columns["starts"], np.float64),
+        "ends": _padded(columns["ends"], np.float64),
+        "segment_labels": _padded(columns["segment_labels"], np.int32),
+    }
+
+    def make_batch(frames, frame_lengths, batch):
+        # Segment lists are padded with [0, 0) segments, which cover no frame.
+        labels = frame_labels(
+            batch["starts"], batch["ends"], batch["segment_labels"],
+            tf.shape(frames)[1], config, tags.background_id,
+        )
+        return frames, frame_lengths, labels
+
+    return _pipeline(utterances, targets, config, options, make_batch, input_context)

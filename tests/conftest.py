@@ -1,0 +1,82 @@
+"""Shared test data: the real corpora beside the checkout, and layouts built from them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import soundfile  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("SPEECHSEQ_DATA", ROOT.parent / "shared" / "data"))
+FSDD = DATA / "fsdd"
+KATHLEEN = DATA / "kathleen"
+FIXTURES = Path(__file__).parent / "fixtures"
+
+# Kathleen clips whose sentences the corpus-layout fixtures use, in fixture order.
+KATHLEEN_SENTENCES = {
+    "author of the danger trail philip steels etc": "arctic_a0001_1592748574",
+    "not at this particular case tom apologized whittemore": "arctic_a0002_1592748530",
+    "for the twentieth time that evening the two men shook hands": "arctic_a0003_1592748500",
+}
+
+
+def pytest_configure(config):
+    if not FSDD.is_dir() or not KATHLEEN.is_dir():
+        raise pytest.UsageError(f"the shared corpora are missing: expected {FSDD} and {KATHLEEN}")
+
+
+@pytest.fixture(scope="session")
+def fsdd_dir() -> Path:
+    return FSDD
+
+
+@pytest.fixture(scope="session")
+def kathleen_dir() -> Path:
+    return KATHLEEN / "clips"
+
+
+def fsdd_clip(digit: int, speaker: str = "jackson", take: int = 0) -> Path:
+    return FSDD / "recordings" / f"{digit}_{speaker}_{take}.wav"
+
+
+def kathleen_clip(sentence: str) -> Path:
+    stem = KATHLEEN_SENTENCES[sentence]
+    matches = sorted((KATHLEEN / "clips").glob(f"{stem}*.flac"))
+    assert matches, f"no Kathleen clip {stem}"
+    return matches[0]
+
+
+@pytest.fixture(scope="session")
+def librispeech_tree(tmp_path_factory) -> Path:
+    """The LibriSpeech fixture with FLAC audio of the same sentences beside its transcripts."""
+    root = tmp_path_factory.mktemp("librispeech")
+    shutil.copytree(FIXTURES / "librispeech", root, dirs_exist_ok=True)
+    for transcript in root.rglob("*.trans.txt"):
+        for line in transcript.read_text().splitlines():
+            utterance_id, text = line.split(" ", 1)
+            shutil.copy(kathleen_clip(text.lower()), transcript.parent / f"{utterance_id}.flac")
+    return root
+
+
+@pytest.fixture(scope="session")
+def common_voice_tree(tmp_path_factory) -> Path:
+    """The Common Voice fixture with MP3 clips encoded from the matching Kathleen clips."""
+    root = tmp_path_factory.mktemp("commonvoice")
+    shutil.copy(FIXTURES / "commonvoice" / "train.tsv", root / "train.tsv")
+    (root / "clips").mkdir()
+    sentences = list(KATHLEEN_SENTENCES)
+    for index, name in enumerate(["common_voice_en_100.mp3", "common_voice_en_101.mp3"]):
+        samples, rate = soundfile.read(kathleen_clip(sentences[index]), dtype="float32")
+        soundfile.write(root / "clips" / name, samples, rate, format="MP3")
+    return root
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int, subtype: str = "PCM_16") -> Path:
+    soundfile.write(path, samples, rate, subtype=subtype, format="WAV")
+    return path

@@ -1,0 +1,213 @@
+"""Manifests, corpus readers on real layouts, the connected-digit builder and the audit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+
+from conftest import fsdd_clip, kathleen_clip, write_wav
+from speechseq import audio, corpora
+from speechseq.corpora import CorpusError, DigitSequenceOptions, Segment, Utterance
+from speechseq.text import Vocabulary
+
+
+def test_manifest_round_trip_keeps_paths_relative_to_its_folder(tmp_path):
+    (tmp_path / "clips").mkdir()
+    inside = write_wav(tmp_path / "clips" / "a.wav", np.zeros(800, np.int16), 8000)
+    outside = fsdd_clip(0)
+    utterances = [
+        Utterance(inside, "zero", "me", 0.1, (Segment(0.0, 0.05, "zero"),)),
+        Utterance(outside, "zero", "jackson", None),
+    ]
+    path = corpora.write_manifest(utterances, tmp_path / "m.jsonl")
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert lines[0]["audio"] == "clips/a.wav"
+    assert lines[1]["audio"] == str(outside)
+    assert "duration" not in lines[1]
+    assert corpora.read_manifest(path) == utterances
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("{not json", "not valid JSON"),
+        ('{"text": "no audio"}', "'audio' path"),
+        ('{"audio": "a.wav", "duration": -1}', "positive number"),
+        ('{"audio": "a.wav", "segments": [{"start": 2, "end": 1, "label": "x"}]}', "empty or negative"),
+        ('{"audio": "a.wav", "segments": [{"start": 0}]}', "numeric start, end and a label"),
+        ('{"audio": "a.wav", "text": 5}', "'text' must be a string"),
+    ],
+)
+def test_bad_manifest_lines_are_named_by_file_and_line(tmp_path, line, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"audio": "ok.wav", "text": "fine"}\n\n' + line + "\n")
+    with pytest.raises(CorpusError, match=message) as caught:
+        corpora.read_manifest(path)
+    assert str(caught.value).startswith(f"{path}:3: ")
+
+
+def test_librispeech_layout(librispeech_tree):
+    utterances = corpora.librispeech(librispeech_tree)
+    assert [(u.audio.name, u.speaker) for u in utterances] == [
+        ("1272-128104-0000.flac", "1272"),
+        ("1272-128104-0001.flac", "1272"),
+        ("2412-153948-0000.flac", "2412"),
+    ]
+    assert utterances[2].text == "FOR THE TWENTIETH TIME THAT EVENING THE TWO MEN SHOOK HANDS"
+    expected = audio.info(kathleen_clip("author of the danger trail philip steels etc")).duration
+    assert utterances[0].duration == pytest.approx(expected)
+    assert corpora.audit(utterances, Vocabulary()).ok
+
+
+def test_common_voice_layout_with_mp3_clips(common_voice_tree):
+    utterances = corpora.common_voice(common_voice_tree / "train.tsv")
+    assert [u.speaker for u in utterances] == ["5f3a9c", "b27e11"]
+    assert utterances[1].text.startswith('"Not at this particular case, Tom,"')
+    report = corpora.audit(utterances, Vocabulary())
+    assert report.ok and report.seconds > 3
+    other = common_voice_tree / "not_cv.tsv"
+    other.write_text("file\ttext\na.mp3\thello\n")
+    with pytest.raises(CorpusError, match="not a Common Voice TSV"):
+        corpora.common_voice(other)
+
+
+def test_transcribed_folder_reads_kathleen(kathleen_dir):
+    utterances = corpora.transcribed_folder(kathleen_dir, speaker="kathleen")
+    assert len(utterances) == 1261
+    first = utterances[0]
+    assert first.audio.name == "arctic_a0001_1592748574.flac"
+    assert first.text == "Author of the danger trail, Philip Steels, etc."
+    assert {u.speaker for u in utterances} == {"kathleen"}
+    assert sum(u.duration for u in utterances) / 60 == pytest.approx(62.8, abs=0.1)
+
+
+def test_transcribed_folder_names_a_clip_without_transcript(tmp_path):
+    write_wav(tmp_path / "lonely.wav", np.zeros(800, np.int16), 8000)
+    with pytest.raises(CorpusError, match="lonely.wav: no transcript lonely.txt"):
+        corpora.transcribed_folder(tmp_path)
+
+
+def test_fsdd_reader(fsdd_dir):
+    utterances = corpora.fsdd(fsdd_dir)
+    assert len(utterances) == 2500
+    assert {u.speaker for u in utterances} == {"jackson", "nicolas", "yweweler", "george", "lucas"}
+    seven = next(u for u in utterances if u.audio.name == "7_jackson_32.wav")
+    assert seven.text == "seven" and seven.speaker == "jackson"
+
+
+@pytest.fixture(scope="module")
+def digits(fsdd_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("digits")
+    options = DigitSequenceOptions(passes=(("train", 1), ("dev", 1), ("test", 1)), held_out_speaker="lucas")
+    return out, options, corpora.connected_digits(fsdd_dir, out, options)
+
+
+def test_connected_digits_splits_by_take_and_holds_a_speaker_out(digits):
+    _, _, manifests = digits
+    assert sorted(manifests) == ["dev", "held_out", "test", "train"]
+    split_of = {}
+    for split, path in manifests.items():
+        for utterance in corpora.read_manifest(path):
+            assert (utterance.speaker == "lucas") == (split == "held_out")
+            split_of.setdefault(split, []).append(utterance)
+    # Every clip of a split is used once per pass: test takes 0-4 of 4 speakers x 10 digits.
+    test_digits = sum(len(u.segments) for u in split_of["test"])
+    assert test_digits == 4 * 10 * 5
+    assert sum(len(u.segments) for u in split_of["held_out"]) == 500
+    assert all(1 <= len(u.segments) <= 7 for us in split_of.values() for u in us)
+
+
+def test_connected_digit_audio_matches_its_segments_and_transcript(digits):
+    out, _, manifests = digits
+    utterance = next(u for u in corpora.read_manifest(manifests["dev"]) if len(u.segments) >= 3)
+    samples, rate = soundfile.read(utterance.audio, dtype="int16")
+    assert utterance.text == " ".join(s.label for s in utterance.segments)
+    assert utterance.duration == pytest.approx(len(samples) / rate, abs=1e-4)  # 4 decimals
+    for before, after in zip(utterance.segments, utterance.segments[1:]):
+        gap = samples[int(round(before.end * rate)) : int(round(after.start * rate))]
+        assert 0.05 <= after.start - before.end <= 0.3 + 1e-3
+        assert not gap.any(), "gaps between digits are silence"
+    # Each segment holds one whole FSDD clip of that digit: find it by exact sample match.
+    first = utterance.segments[0]
+    piece = samples[int(round(first.start * rate)) : int(round(first.end * rate))]
+    digit = corpora.DIGIT_WORDS.index(first.label)
+    recordings = fsdd_clip(0).parent.glob(f"{digit}_{utterance.speaker}_*.wav")
+    candidates = [soundfile.read(p, dtype="int16")[0] for p in recordings]
+    assert any(len(c) == len(piece) and np.array_equal(c, piece) for c in candidates)
+
+
+def test_connected_digits_are_reproducible(digits, fsdd_dir, tmp_path):
+    out, options, manifests = digits
+    again = corpora.connected_digits(fsdd_dir, tmp_path, options)
+    assert again["test"].read_text() == manifests["test"].read_text()
+    first = corpora.read_manifest(manifests["test"])[0]
+    second = corpora.read_manifest(again["test"])[0]
+    assert first.audio.read_bytes() == second.audio.read_bytes()
+
+
+def _mixed_manifest(tmp_path):
+    good = [Utterance(fsdd_clip(d), corpora.DIGIT_WORDS[d], "jackson", audio.info(fsdd_clip(d)).duration) for d in range(3)]
+    (tmp_path / "text.wav").write_text("not audio at all")
+    nan = np.zeros(800, np.float32)
+    nan[10] = np.nan
+    write_wav(tmp_path / "nan.wav", nan, 8000, "FLOAT")
+    write_wav(tmp_path / "rate.wav", np.zeros(80, np.int16), 1)
+    bad = [
+        Utterance(tmp_path / "missing.wav", "one"),
+        Utterance(tmp_path / "text.wav", "two"),
+        Utterance(tmp_path / "nan.wav", "three"),
+        Utterance(fsdd_clip(4), ""),  # empty transcript
+        Utterance(fsdd_clip(5), "five\u00e9"),  # character outside the vocabulary
+        Utterance(fsdd_clip(6), "six " * 40),  # far more letters than frames
+        Utterance(fsdd_clip(7), "seven", duration=9.0),  # duration the file does not have
+        Utterance(tmp_path / "rate.wav", "eight"),
+    ]
+    entries = good[:1] + bad[:4] + good[1:] + bad[4:]
+    return corpora.write_manifest(entries, tmp_path / "mixed.jsonl"), len(good), len(bad)
+
+
+def test_audit_reports_every_bad_entry_once(tmp_path):
+    path, n_good, n_bad = _mixed_manifest(tmp_path)
+    report = corpora.audit(corpora.read_manifest(path), Vocabulary())
+    assert len(report.good) == n_good and len(report.problems) == n_bad
+    reasons = {p.audio.rsplit("/", 1)[-1] + f"#{p.index}": p.reason for p in report.problems}
+    assert reasons["missing.wav#1"] == "file not found"
+    assert reasons["text.wav#2"].startswith("cannot decode audio")
+    assert reasons["nan.wav#3"] == "contains NaN or infinite samples"
+    assert reasons["4_jackson_0.wav#4"] == "empty transcript"
+    assert "'é'" in reasons["5_jackson_0.wav#7"]
+    assert "CTC frames" in reasons["6_jackson_0.wav#8"]
+    assert "manifest says 9.00 s" in reasons["7_jackson_0.wav#9"]
+    assert "sample rate 1 Hz" in reasons["rate.wav#10"]
+
+
+def test_ctc_length_check_counts_repeats_and_subsampling():
+    assert corpora.ctc_frames_needed([1, 2, 2, 3, 3, 3]) == 9
+    clip = fsdd_clip(1)  # "one": ~0.4 s, ~40 frames at 100 frames/s
+    seconds = audio.info(clip).duration
+    letters = int(seconds * 100 / 4) + 3  # too many for subsampling 4, fine for 1
+    text = "on" * (letters // 2)
+    utterance = [Utterance(clip, text, "jackson")]
+    assert corpora.audit(utterance, Vocabulary(), subsampling=1).ok
+    assert not corpora.audit(utterance, Vocabulary(), subsampling=4).ok
+
+
+def test_audit_cli_exits_non_zero_and_names_each_bad_file(tmp_path):
+    path, _, n_bad = _mixed_manifest(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "speechseq", "audit", str(path), "--json"],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["bad"] == n_bad and report["good"] == 3
+    text = subprocess.run(
+        [sys.executable, "-m", "speechseq", "audit", str(path)], capture_output=True, text=True, check=False
+    ).stdout
+    for name in ["missing.wav", "text.wav", "nan.wav", "rate.wav"]:
+        assert sum(name in line for line in text.splitlines()) == 1
