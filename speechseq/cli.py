@@ -83,6 +83,20 @@ def cmd_features(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    """Train a model from a run file; re-running the same command resumes."""
+    from speechseq import runfile, train
+
+    run = runfile.load(args.config, args.set or [], args.out)
+    try:
+        train.fit(run)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: run the same command again to resume from {args.out}/backup", file=sys.stderr)
+        return 130
+    print(f"model: {args.out}/model.keras" + (f", best: {args.out}/best.keras" if run.data.dev else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="speechseq", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -115,6 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_argument("--batch-size", type=int, default=32)
     features.add_argument("--mfcc", type=int, help="MFCC coefficients instead of log-mel")
     features.set_defaults(run=cmd_features)
+
+    train = commands.add_parser("train", help="train a model (re-run the same command to resume)")
+    train.add_argument("--config", type=Path, help="run file (TOML or JSON): [data] [features] [model] [train]")
+    train.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                       help="override one setting, e.g. --set train.epochs=5 (repeatable)")
+    train.add_argument("--out", type=Path, required=True, help="run directory")
+    train.set_defaults(run=cmd_train)
     return parser
 
 

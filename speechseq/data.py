@@ -149,7 +149,7 @@ def bucket_batch_sizes(boundaries: Sequence[int], options: PipelineOptions) -> l
     return [max(1, min(options.batch_size, options.max_batch_frames // b)) for b in boundaries]
 
 
-def _frame_counts(utterances: Sequence[Utterance], config: FeatureConfig) -> list[int]:
+def frame_counts(utterances: Sequence[Utterance], config: FeatureConfig) -> list[int]:
     """Frames each utterance will have, from its manifest duration (or its header)."""
     seconds = [u.duration if u.duration else audio.info(u.audio).duration for u in utterances]
     return [int(config.num_frames(int(s * config.sample_rate))) for s in seconds]
@@ -187,9 +187,9 @@ def _pipeline(
     """
     if not utterances:
         raise CorpusError("no utterances to build a dataset from")
-    frame_counts = _frame_counts(utterances, config)
-    boundaries = bucket_boundaries(frame_counts, max(options.buckets, 1))
-    elements = {"audio": [str(u.audio) for u in utterances], "frames": frame_counts, **targets}
+    counts = frame_counts(utterances, config)
+    boundaries = bucket_boundaries(counts, max(options.buckets, 1))
+    elements = {"audio": [str(u.audio) for u in utterances], "frames": counts, **targets}
     dataset = tf.data.Dataset.from_tensor_slices(elements)
     if input_context is not None and input_context.num_input_pipelines > 1:
         dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)

@@ -15,10 +15,14 @@ from pathlib import Path
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it is renamed to `path`."""
+    """Yield a temporary path beside `path`; on success it is renamed to `path`.
+
+    The temporary name ends with `path`'s own suffix, for writers that check it
+    (Keras saves only to names ending in `.keras`).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
     os.close(handle)
     try:
         yield Path(temporary)

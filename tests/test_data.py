@@ -57,7 +57,7 @@ def test_bucketing_groups_similar_lengths(utterances):
 
 def test_pad_to_boundaries_gives_few_fixed_shapes(utterances):
     options = data.PipelineOptions(batch_size=4, buckets=3, pad_to_boundaries=True)
-    boundaries = data.bucket_boundaries(data._frame_counts(utterances, CONFIG), 3)
+    boundaries = data.bucket_boundaries(data.frame_counts(utterances, CONFIG), 3)
     shapes = {b[0].shape[1] for b in _collect(data.ctc_dataset(utterances, VOCABULARY, CONFIG, options))}
     assert shapes <= {b - 1 for b in boundaries}
 

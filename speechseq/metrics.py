@@ -1,0 +1,62 @@
+"""Error rates and accuracies: WER/CER (jiwer), masked frame accuracy, and the
+validation callback that puts them in Keras' logs for checkpointing and early stopping."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import jiwer
+import keras
+import numpy as np
+import tensorflow as tf
+
+from speechseq.losses import PADDING_LABEL
+
+
+def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+    """Word errors (substitutions + deletions + insertions) per reference word."""
+    return float(jiwer.wer(list(references), list(hypotheses)))
+
+
+def character_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+    """Character errors per reference character (spaces count)."""
+    return float(jiwer.cer(list(references), list(hypotheses)))
+
+
+@keras.saving.register_keras_serializable(package="speechseq")
+class MaskedFrameAccuracy(keras.metrics.Mean):
+    """Share of real frames (target != -1) whose most likely tag is the target."""
+
+    def __init__(self, name="frame_accuracy", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = tf.cast(y_true, tf.int32)
+        real = y_true != PADDING_LABEL
+        hits = tf.cast(tf.argmax(y_pred, axis=-1, output_type=tf.int32) == y_true, tf.float32)
+        return super().update_state(tf.boolean_mask(hits, real))
+
+
+class TranscriptionMetrics(keras.callbacks.Callback):
+    """After each epoch, transcribe the validation set and log `val_wer` and `val_cer`.
+
+    Runs in `on_epoch_end` before the callbacks after it in the list, so put it first:
+    `ModelCheckpoint` and `EarlyStopping` then monitor `val_wer` in the same epoch.
+    `transcribe(model) -> (references, hypotheses)` does the decoding.
+    """
+
+    def __init__(self, transcribe: Callable[[keras.Model], tuple[list[str], list[str]]]):
+        super().__init__()
+        self.transcribe = transcribe
+
+    def on_epoch_end(self, epoch, logs=None):
+        references, hypotheses = self.transcribe(self.model)
+        if logs is not None:
+            logs["val_wer"] = word_error_rate(references, hypotheses)
+            logs["val_cer"] = character_error_rate(references, hypotheses)
+
+
+def frame_accuracy(targets: Sequence[np.ndarray], predictions: Sequence[np.ndarray]) -> float:
+    """Frame accuracy over utterances given as unpadded label arrays."""
+    hits = sum(int((np.asarray(t) == np.asarray(p)).sum()) for t, p in zip(targets, predictions))
+    return hits / max(sum(len(t) for t in targets), 1)

@@ -1,0 +1,141 @@
+"""Synthetic speakers: eSpeak NG (from the PyPI package `espeakng-loader`) through ctypes.
+
+A `Voice` is a voice name plus a variant, rate and pitch; many voices make many
+"speakers" for training data and for tests of robustness to unheard voices. The
+eSpeak NG library keeps one synthesizer per process, so `Synthesizer` serialises
+its use with a lock and is safe to share between threads.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import threading
+
+import espeakng_loader
+import numpy as np
+
+AUDIO_OUTPUT_RETRIEVAL = 1  # espeak_AUDIO_OUTPUT: hand samples to our callback
+POS_CHARACTER = 1  # espeak_POSITION_TYPE
+CHARS_UTF8 = 1  # espeakCHARS_UTF8
+RATE, VOLUME, PITCH, RANGE = 1, 2, 3, 4  # espeak_PARAMETER ids
+EE_OK = 0
+
+_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+
+# English voices of eSpeak NG and the variants that change its timbre.
+ENGLISH_VOICES = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd")
+VARIANTS = ("", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2")
+
+
+@dataclasses.dataclass(frozen=True)
+class Voice:
+    """One synthetic speaker."""
+
+    name: str = "en-us"  # eSpeak NG voice
+    variant: str = ""  # timbre variant ("m3", "f2", "klatt", ...); "" = the voice's own
+    rate: int = 160  # words per minute (80-450)
+    pitch: int = 50  # base pitch, 0-100
+    pitch_range: int = 50  # intonation range, 0-100
+
+    @property
+    def speaker(self) -> str:
+        """A speaker id for manifests."""
+        variant = f"+{self.variant}" if self.variant else ""
+        return f"espeak-{self.name}{variant}-r{self.rate}-p{self.pitch}"
+
+
+def voices(count: int, seed: int = 0) -> list[Voice]:
+    """`count` distinct English voices with random variants, rates and pitches."""
+    rng = np.random.default_rng(seed)
+    chosen, seen = [], set()
+    while len(chosen) < count:
+        voice = Voice(
+            name=str(rng.choice(ENGLISH_VOICES)),
+            variant=str(rng.choice(VARIANTS)),
+            rate=int(rng.integers(130, 200)),
+            pitch=int(rng.integers(25, 75)),
+            pitch_range=int(rng.integers(30, 80)),
+        )
+        if voice.speaker not in seen:
+            seen.add(voice.speaker)
+            chosen.append(voice)
+    return chosen
+
+
+class Synthesizer:
+    """Text -> float32 mono speech at `sample_rate` (eSpeak NG's own, 22,050 Hz)."""
+
+    _lock = threading.Lock()  # the C library holds one synthesizer per process
+
+    def __init__(self):
+        self._library = ctypes.CDLL(espeakng_loader.get_library_path())
+        self._library.espeak_Initialize.restype = ctypes.c_int
+        self._library.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+        self._library.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        self._library.espeak_Synth.argtypes = [
+            ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
+            ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
+        ]
+        self._chunks: list[np.ndarray] = []
+        self._callback = _CALLBACK(self._collect)  # kept alive as long as the synthesizer
+        with self._lock:
+            data = espeakng_loader.get_data_path().encode()
+            self.sample_rate = self._library.espeak_Initialize(AUDIO_OUTPUT_RETRIEVAL, 0, data, 0)
+            if self.sample_rate <= 0:
+                raise RuntimeError(f"eSpeak NG failed to start (data at {data.decode()})")
+            self._library.espeak_SetSynthCallback(self._callback)
+
+    def _collect(self, samples, count, events):
+        if count > 0:
+            self._chunks.append(np.ctypeslib.as_array(samples, shape=(count,)).copy())
+        return 0  # 0 = go on synthesising
+
+    def speak(self, text: str, voice: Voice = Voice()) -> np.ndarray:
+        """Synthesise `text` with `voice`; float32 samples in [-1, 1]."""
+        name = f"{voice.name}+{voice.variant}" if voice.variant else voice.name
+        encoded = text.encode("utf-8") + b"\0"
+        with self._lock:
+            self._library.espeak_SetSynthCallback(self._callback)
+            if self._library.espeak_SetVoiceByName(name.encode()) != EE_OK:
+                raise ValueError(f"eSpeak NG has no voice {name!r}")
+            for parameter, value in [(RATE, voice.rate), (PITCH, voice.pitch), (RANGE, voice.pitch_range)]:
+                self._library.espeak_SetParameter(parameter, value, 0)
+            self._chunks = []
+            status = self._library.espeak_Synth(encoded, len(encoded), 0, POS_CHARACTER, 0, CHARS_UTF8, None, None)
+            self._library.espeak_Synchronize()
+            if status != EE_OK:
+                raise RuntimeError(f"eSpeak NG could not synthesise {text!r} (status {status})")
+            chunks, self._chunks = self._chunks, []
+        if not chunks:
+            return np.zeros(0, np.float32)
+        return (np.concatenate(chunks).astype(np.float32) / 32768.0).clip(-1.0, 1.0)
+
+
+def synthetic_corpus(texts, voice_list, out_dir, synthesizer: Synthesizer | None = None):
+    """Every text read by every voice, as 16-bit WAVs under `out_dir`: manifest entries.
+
+    Files that exist already are kept (a rebuild only adds what is missing).
+    """
+    from pathlib import Path
+
+    import soundfile
+
+    from speechseq.corpora import Utterance
+    from speechseq.files import atomic_path
+
+    synthesizer = synthesizer or Synthesizer()
+    out_dir = Path(out_dir)
+    utterances = []
+    for voice in voice_list:
+        folder = out_dir / voice.speaker
+        folder.mkdir(parents=True, exist_ok=True)
+        for index, text in enumerate(texts):
+            path = folder / f"{index:05d}.wav"
+            if not path.exists():
+                samples = synthesizer.speak(text, voice)
+                with atomic_path(path) as temporary:
+                    soundfile.write(temporary, samples, synthesizer.sample_rate, format="WAV", subtype="PCM_16")
+            frames = soundfile.info(path).frames
+            utterances.append(Utterance(path.absolute(), text, voice.speaker, frames / synthesizer.sample_rate))
+    return utterances

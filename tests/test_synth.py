@@ -1,0 +1,49 @@
+"""Synthetic speakers from eSpeak NG."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile
+
+from speechseq import audio, synth
+from speechseq.synth import Voice
+
+
+@pytest.fixture(scope="module")
+def synthesizer():
+    return synth.Synthesizer()
+
+
+def test_speech_is_audible_and_its_length_follows_the_rate(synthesizer):
+    assert synthesizer.sample_rate == 22050
+    slow = synthesizer.speak("three one four one five nine", Voice(rate=120))
+    fast = synthesizer.speak("three one four one five nine", Voice(rate=240))
+    assert slow.dtype == np.float32 and np.abs(slow).max() > 0.1
+    assert 1.6 < slow.size / fast.size < 2.4
+    assert 1.0 < slow.size / synthesizer.sample_rate < 6.0
+
+
+def test_voices_are_distinct_speakers(synthesizer):
+    chosen = synth.voices(12, seed=3)
+    assert len({v.speaker for v in chosen}) == 12
+    assert synth.voices(12, seed=3) == chosen
+    a = synthesizer.speak("seven", Voice(variant="m3", pitch=30))
+    b = synthesizer.speak("seven", Voice(variant="f3", pitch=70))
+    # Different timbre and pitch: different spectra, not just different lengths.
+    spectrum = lambda x: np.abs(np.fft.rfft(x[:4096] * np.hanning(4096)))
+    assert np.corrcoef(spectrum(a), spectrum(b))[0, 1] < 0.9
+
+
+def test_unknown_voice_is_refused(synthesizer):
+    with pytest.raises(ValueError, match="no voice 'zz-none'"):
+        synthesizer.speak("one", Voice(name="zz-none"))
+
+
+def test_synthetic_corpus_writes_loadable_wavs(synthesizer, tmp_path):
+    texts = ["one two", "nine"]
+    utterances = synth.synthetic_corpus(texts, synth.voices(2), tmp_path, synthesizer)
+    assert [u.text for u in utterances] == texts * 2
+    for utterance in utterances:
+        assert soundfile.info(utterance.audio).samplerate == 22050
+        assert audio.load(utterance.audio).size == pytest.approx(utterance.duration * 16000, abs=2)
