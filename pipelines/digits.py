@@ -17,12 +17,9 @@ import json
 import time
 from pathlib import Path
 
-import keras
-
 from speechseq import corpora, evaluate, runfile, train
 from speechseq.corpora import DigitSequenceOptions
 from speechseq.files import write_text
-from speechseq.text import Vocabulary
 
 ROOT = Path(__file__).resolve().parents[1]
 FSDD = ROOT.parent / "shared" / "data" / "fsdd"
@@ -62,15 +59,13 @@ def main() -> None:
     started = time.perf_counter()
     train.fit(run)
     minutes = (time.perf_counter() - started) / 60
-    model = keras.saving.load_model(args.out / "best.keras")
-    vocabulary = Vocabulary.load(args.out / "vocabulary.json")
 
     results = {"training_minutes_this_session": round(minutes, 1)}
     splits = {"test takes (training speakers)": corpus / "test.jsonl"}
     if held_out:
         splits[f"held-out speaker {held_out}"] = corpus / "held_out.jsonl"
     for name, manifest in splits.items():
-        scores = evaluate.score_ctc(model, corpora.read_manifest(manifest), vocabulary, run.features, run.encoder.subsampling)
+        scores = evaluate.score_run(args.out, corpora.read_manifest(manifest))
         results[name] = {"wer": round(scores.wer, 4), "cer": round(scores.cer, 4), "utterances": scores.n}
         print(f"{name}: WER {scores.wer:.2%}, CER {scores.cer:.2%} on {scores.n} utterances")
     write_text(args.out / "results.json", json.dumps(results, indent=2) + "\n")

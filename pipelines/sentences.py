@@ -20,11 +20,8 @@ import re
 import time
 from pathlib import Path
 
-import keras
-
 from speechseq import corpora, evaluate, runfile, synth, train
 from speechseq.files import write_text
-from speechseq.text import Vocabulary
 
 ROOT = Path(__file__).resolve().parents[1]
 KATHLEEN = ROOT.parent / "shared" / "data" / "kathleen" / "clips"
@@ -78,9 +75,7 @@ def main() -> None:
     started = time.perf_counter()
     train.fit(run)
     minutes = (time.perf_counter() - started) / 60
-    model = keras.saving.load_model(args.out / "best.keras")
-    vocabulary = Vocabulary.load(args.out / "vocabulary.json")
-    scores = evaluate.score_ctc(model, splits["test"], vocabulary, run.features, run.encoder.subsampling)
+    scores = evaluate.score_run(args.out, splits["test"])
     print(f"held-out prompts: CER {scores.cer:.2%}, WER {scores.wer:.2%} on {scores.n} utterances")
     for reference, hypothesis in list(zip(scores.references, scores.hypotheses))[:5]:
         print(f"  ref: {reference}\n  hyp: {hypothesis}")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import keras
 
@@ -57,4 +59,19 @@ def score_ctc(
         n=len(references),
         references=tuple(references),
         hypotheses=tuple(hypotheses),
+    )
+
+
+def score_run(directory, utterances: Sequence[Utterance], batch_size: int = 32) -> Scores:
+    """WER and CER of a CTC run directory's best model (its final one if none is best)."""
+    directory = Path(directory)
+    settings = json.loads((directory / "run.json").read_text())
+    chosen = directory / "best.keras" if (directory / "best.keras").exists() else directory / "model.keras"
+    return score_ctc(
+        keras.saving.load_model(chosen),
+        utterances,
+        Vocabulary.load(directory / "vocabulary.json"),
+        FeatureConfig.load(directory / "features.json"),
+        settings["model"]["subsampling"],
+        batch_size,
     )

@@ -19,7 +19,6 @@ import pytest
 from conftest import fsdd_clip
 from speechseq import corpora, data, decoding, evaluate, models, runfile, train
 from speechseq.corpora import DigitSequenceOptions, Utterance
-from speechseq.features import FeatureConfig
 from speechseq.text import DIGIT_WORDS, TagSet, Vocabulary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +62,8 @@ def test_tiny_ctc_model_overfits_ten_real_clips_and_decodes_them(ten_digits, tmp
     scores = evaluate.score_ctc(model, corpora.read_manifest(ten_digits), Vocabulary(), run.features, 1)
     assert list(scores.hypotheses) == list(scores.references), list(zip(scores.references, scores.hypotheses))
     assert float(log[-1]["val_wer"]) == 0.0
+    best = evaluate.score_run(tmp_path / "run", corpora.read_manifest(ten_digits))
+    assert best.wer == 0.0 and best.n == 10
     for name in ["model.keras", "best.keras", "vocabulary.json", "features.json", "run.json", "audit.json"]:
         assert (tmp_path / "run" / name).exists(), name
     assert list((tmp_path / "run" / "tensorboard").rglob("events.out.tfevents.*"))
