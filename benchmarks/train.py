@@ -54,7 +54,8 @@ def main() -> None:
     vocabulary = Vocabulary(digits_as_words=True)
     options = data.PipelineOptions(
         batch_size=run.train.batch_size, shuffle=True, buckets=run.train.buckets,
-        pad_to_boundaries=run.train.jit_compile, augment=data.SpecAugment(),
+        pad_to_boundaries=run.train.jit_compile, drop_remainder=run.train.jit_compile,
+        augment=data.SpecAugment(),
     )
     real = train.ctc_batches(data.ctc_dataset(utterances, vocabulary, run.features, options), run.encoder.subsampling)
     cached = real.take(args.batches).cache().repeat()

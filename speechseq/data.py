@@ -165,6 +165,7 @@ class PipelineOptions:
     seed: int = 0  # shuffle seed
     buckets: int = DEFAULT_BUCKETS  # length buckets; 1 = plain padded batches
     pad_to_boundaries: bool = False  # pad each bucket to a fixed length (for XLA)
+    drop_remainder: bool = False  # drop each bucket's last, smaller batch (fixed batch size for XLA)
     cache: str | None = None  # file prefix to cache feature batches on disk; "" = in memory
     augment: SpecAugment | None = None  # SpecAugment for training
     deterministic: bool = True  # keep batch order under parallel decoding
@@ -199,6 +200,7 @@ def _pipeline(
         element_length_func=lambda element: element["frames"],
         bucket_boundaries=boundaries[:-1],
         bucket_batch_sizes=bucket_batch_sizes(boundaries, options),
+        drop_remainder=options.drop_remainder,
     )
 
     features = feature_layer(config)
@@ -279,7 +281,9 @@ def ctc_dataset(
 
     def make_batch(frames, frame_lengths, batch):
         label_lengths = batch["label_lengths"]
-        labels = batch["labels"][:, : tf.reduce_max(label_lengths)]
+        labels = batch["labels"]  # padded to the longest transcript of all: a fixed shape
+        if not options.pad_to_boundaries:  # shapes vary anyway: pad to this batch's longest
+            labels = labels[:, : tf.reduce_max(label_lengths)]
         return frames, frame_lengths, labels, label_lengths
 
     return _pipeline(utterances, targets, config, options, make_batch, input_context)

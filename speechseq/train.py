@@ -224,7 +224,8 @@ def _count_batches(utterances, run: Run, options: data.PipelineOptions, workers:
     boundaries = data.bucket_boundaries(all_counts, max(options.buckets, 1))
     sizes = data.bucket_batch_sizes(boundaries, options)
     bucket_of = np.searchsorted(np.asarray(boundaries[:-1]), counts, side="right")
-    return sum(math.ceil(int((bucket_of == b).sum()) / sizes[b]) for b in range(len(boundaries)))
+    rounding = math.floor if options.drop_remainder else math.ceil
+    return sum(rounding(int((bucket_of == b).sum()) / sizes[b]) for b in range(len(boundaries)))
 
 
 def _check_run_directory(run: Run) -> None:
@@ -283,6 +284,8 @@ def fit(run: Run, verbose: int | None = None) -> keras.Model:
         seed=run.train.seed,
         buckets=run.train.buckets,
         pad_to_boundaries=run.train.jit_compile,
+        # XLA compiles once per shape: partial batches would each cost a compile.
+        drop_remainder=run.train.jit_compile,
         augment=data.SpecAugment() if run.train.spec_augment else None,
     )
     # Every worker must take the same number of steps: the fewest any shard gives.

@@ -56,10 +56,14 @@ def test_bucketing_groups_similar_lengths(utterances):
 
 
 def test_pad_to_boundaries_gives_few_fixed_shapes(utterances):
-    options = data.PipelineOptions(batch_size=4, buckets=3, pad_to_boundaries=True)
+    """XLA compiles once per shape: every batch shape must come from a small fixed set."""
+    options = data.PipelineOptions(batch_size=4, buckets=3, pad_to_boundaries=True, drop_remainder=True)
     boundaries = data.bucket_boundaries(data.frame_counts(utterances, CONFIG), 3)
-    shapes = {b[0].shape[1] for b in _collect(data.ctc_dataset(utterances, VOCABULARY, CONFIG, options))}
-    assert shapes <= {b - 1 for b in boundaries}
+    batches = _collect(data.ctc_dataset(utterances, VOCABULARY, CONFIG, options))
+    assert {b[0].shape[1] for b in batches} <= {b - 1 for b in boundaries}
+    assert {b[0].shape[0] for b in batches} == {4}, "partial batches are dropped"
+    longest = max(len(VOCABULARY.encode(u.text)) for u in utterances)
+    assert {b[2].shape[1] for b in batches} == {longest}, "labels keep one width"
 
 
 def test_shuffle_changes_order_between_epochs_but_not_content(utterances):
