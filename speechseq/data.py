@@ -155,6 +155,20 @@ def frame_counts(utterances: Sequence[Utterance], config: FeatureConfig) -> list
     return [int(config.num_frames(int(s * config.sample_rate))) for s in seconds]
 
 
+def batches_per_epoch(
+    utterances: Sequence[Utterance], config: FeatureConfig, options: PipelineOptions, shards: int = 1, shard: int = 0
+) -> int:
+    """Batches one shard of a pipeline gives per epoch: exact, since buckets are known up front."""
+    counts = frame_counts(utterances, config)
+    boundaries = bucket_boundaries(counts, max(options.buckets, 1))
+    sizes = bucket_batch_sizes(boundaries, options)
+    bucket_of = np.searchsorted(np.asarray(boundaries[:-1]), np.asarray(counts)[shard::shards], side="right")
+    per_bucket = [int((bucket_of == b).sum()) for b in range(len(boundaries))]
+    if options.drop_remainder:
+        return sum(n // size for n, size in zip(per_bucket, sizes))
+    return sum(-(-n // size) for n, size in zip(per_bucket, sizes))
+
+
 @dataclasses.dataclass(frozen=True)
 class PipelineOptions:
     """How batches are formed."""

@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import os
 import sys
 from pathlib import Path
@@ -217,17 +216,6 @@ def _audited(path: str, entries, run: Run, classes, report_name: str, reports: d
     return list(report.good)
 
 
-def _count_batches(utterances, run: Run, options: data.PipelineOptions, workers: int, worker: int) -> int:
-    """Batches one worker's shard gives per epoch (bucketing makes this exact, not a guess)."""
-    all_counts = data.frame_counts(utterances, run.features)
-    counts = np.asarray(all_counts)[worker::workers]
-    boundaries = data.bucket_boundaries(all_counts, max(options.buckets, 1))
-    sizes = data.bucket_batch_sizes(boundaries, options)
-    bucket_of = np.searchsorted(np.asarray(boundaries[:-1]), counts, side="right")
-    rounding = math.floor if options.drop_remainder else math.ceil
-    return sum(rounding(int((bucket_of == b).sum()) / sizes[b]) for b in range(len(boundaries)))
-
-
 def _check_run_directory(run: Run) -> None:
     """A run directory belongs to one set of settings: resuming with others is refused."""
     saved = run.directory / "run.json"
@@ -290,7 +278,7 @@ def fit(run: Run, verbose: int | None = None) -> keras.Model:
     )
     # Every worker must take the same number of steps: the fewest any shard gives.
     steps = run.train.steps_per_epoch or min(
-        _count_batches(train_set, run, train_options, workers, w) for w in range(workers)
+        data.batches_per_epoch(train_set, run.features, train_options, workers, w) for w in range(workers)
     )
     context = tf.distribute.InputContext(workers, worker) if workers > 1 else None
     dtype = "mixed_float16" if run.train.mixed_precision else "float32"
@@ -323,7 +311,7 @@ def fit(run: Run, verbose: int | None = None) -> keras.Model:
         steps_per_epoch=steps,
         shuffle=False,  # the dataset reshuffles itself every epoch
         validation_data=validation,
-        validation_steps=_count_batches(dev_set, run, eval_options, 1, 0) if dev_set else None,
+        validation_steps=data.batches_per_epoch(dev_set, run.features, eval_options) if dev_set else None,
         callbacks=callbacks,
         verbose=verbose,
     )

@@ -154,3 +154,13 @@ def test_tagging_refuses_labels_outside_the_tag_set():
     entry = [Utterance(fsdd_clip(1), segments=(Segment(0.0, 0.2, "music"),))]
     with pytest.raises(corpora.CorpusError, match="label not in the tag set"):
         data.tagging_dataset(entry, tags, CONFIG)
+
+
+@pytest.mark.parametrize("drop_remainder", [False, True])
+@pytest.mark.parametrize("shards", [1, 2])
+def test_batches_per_epoch_is_exact(utterances, drop_remainder, shards):
+    options = data.PipelineOptions(batch_size=5, buckets=3, drop_remainder=drop_remainder, shuffle=True)
+    for shard in range(shards):
+        context = tf.distribute.InputContext(shards, shard) if shards > 1 else None
+        dataset = data.ctc_dataset(utterances, VOCABULARY, CONFIG, options, context)
+        assert sum(1 for _ in dataset) == data.batches_per_epoch(utterances, CONFIG, options, shards, shard)
