@@ -38,7 +38,7 @@ DEFAULTS = [
     "train.epochs=30",
     "train.batch_size=16",
     "train.learning_rate=2e-3",
-    "train.early_stopping=6",
+    "train.early_stopping=0",
 ]
 
 
