@@ -29,7 +29,6 @@ import tensorflow as tf  # noqa: E402
 
 from speechseq import corpora, data  # noqa: E402
 from speechseq.features import FeatureConfig  # noqa: E402
-from speechseq.text import Vocabulary  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -83,12 +82,12 @@ def speechseq_pipeline(utterances) -> float:
     pools); training runs many epochs, so the steady state is what counts.
     """
     options = data.PipelineOptions(batch_size=32, max_batch_frames=32_000, deterministic=False)
-    dataset = data.ctc_dataset(utterances, Vocabulary(), CONFIG, options)
+    dataset = data.feature_dataset(utterances, CONFIG, options)
     for _ in dataset:
         pass
 
     def epoch() -> float:
-        frames = sum(int(lengths.numpy().sum()) for _, lengths, _, _ in dataset)
+        frames = sum(int(lengths.numpy().sum()) for _, lengths in dataset)
         return frames / CONFIG.frames_per_second
 
     return median_rate(epoch)

@@ -62,15 +62,12 @@ def cmd_features(args) -> int:
 
     config = FeatureConfig(n_mfcc=args.mfcc)
     utterances = corpora.read_manifest(args.manifest)
-    dataset = data.ctc_dataset(
-        utterances,
-        Vocabulary(digits_as_words=True),
-        config,
-        data.PipelineOptions(batch_size=args.batch_size, deterministic=False),
+    dataset = data.feature_dataset(
+        utterances, config, data.PipelineOptions(batch_size=args.batch_size, deterministic=False)
     )
     started = time.perf_counter()
     utterance_count = frame_count = 0
-    for features, lengths, _, _ in dataset:
+    for features, lengths in dataset:
         utterance_count += int(features.shape[0])
         frame_count += int(lengths.numpy().sum())
     elapsed = time.perf_counter() - started

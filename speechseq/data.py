@@ -277,6 +277,20 @@ def _pad_to_boundary(boundaries: list[int]):
     return pad
 
 
+def feature_dataset(
+    utterances: Sequence[Utterance],
+    config: FeatureConfig,
+    options: PipelineOptions = PipelineOptions(),
+    input_context: tf.distribute.InputContext | None = None,
+) -> tf.data.Dataset:
+    """Batches of `(features, feature_lengths)` alone: no transcript or label needed."""
+
+    def make_batch(frames, frame_lengths, batch):
+        return frames, frame_lengths
+
+    return _pipeline(utterances, {}, config, options, make_batch, input_context)
+
+
 def ctc_dataset(
     utterances: Sequence[Utterance],
     vocabulary: Vocabulary,

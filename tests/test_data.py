@@ -164,3 +164,10 @@ def test_batches_per_epoch_is_exact(utterances, drop_remainder, shards):
         context = tf.distribute.InputContext(shards, shard) if shards > 1 else None
         dataset = data.ctc_dataset(utterances, VOCABULARY, CONFIG, options, context)
         assert sum(1 for _ in dataset) == data.batches_per_epoch(utterances, CONFIG, options, shards, shard)
+
+
+def test_feature_dataset_needs_no_transcripts(utterances):
+    silent = [Utterance(u.audio, "", u.speaker, u.duration) for u in utterances[:6]]
+    batches = _collect(data.feature_dataset(silent, CONFIG, data.PipelineOptions(batch_size=3, buckets=1)))
+    assert [len(b) for b in batches] == [2, 2]
+    assert sum(b[0].shape[0] for b in batches) == 6
