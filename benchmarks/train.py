@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "pipelines"))
 
-from digits import DEFAULTS, FSDD, PASSES  # noqa: E402
+from digits import DEFAULTS, FSDD  # noqa: E402
 from features import RESULTS, machine  # noqa: E402
 
 from speechseq import corpora, data, losses, models, runfile, train  # noqa: E402
@@ -48,7 +48,7 @@ def main() -> None:
 
     corpus = ROOT / "work" / "digits-lucas"
     if not (corpus / "train.jsonl").exists():
-        corpora.connected_digits(FSDD, corpus, DigitSequenceOptions(passes=PASSES, held_out_speaker="lucas"))
+        corpora.connected_digits(FSDD, corpus, DigitSequenceOptions(held_out_speaker="lucas"))
     run = runfile.load(None, DEFAULTS + [f"data.train={corpus / 'train.jsonl'}"], "unused")
     utterances = corpora.read_manifest(run.data.train)
     vocabulary = Vocabulary(digits_as_words=True)

@@ -24,9 +24,6 @@ from speechseq.files import write_text
 ROOT = Path(__file__).resolve().parents[1]
 FSDD = ROOT.parent / "shared" / "data" / "fsdd"
 
-# Each clip is used in this many utterances per split (fresh random neighbours each time).
-PASSES = (("train", 4), ("dev", 1), ("test", 2))
-
 # Chosen by measurement: see benchmarks/RESULTS.md, "Digits architecture".
 DEFAULTS = [
     "features.n_mels=40",
@@ -52,7 +49,7 @@ def main() -> None:
     held_out = None if args.held_out == "none" else args.held_out
     corpus = ROOT / "work" / f"digits-{held_out or 'all'}"
     if not (corpus / "train.jsonl").exists():
-        corpora.connected_digits(FSDD, corpus, DigitSequenceOptions(passes=PASSES, held_out_speaker=held_out))
+        corpora.connected_digits(FSDD, corpus, DigitSequenceOptions(held_out_speaker=held_out))
     settings = DEFAULTS + [f"data.train={corpus / 'train.jsonl'}", f"data.dev={corpus / 'dev.jsonl'}"] + args.set
     run = runfile.load(None, settings, args.out)
 

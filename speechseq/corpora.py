@@ -239,7 +239,7 @@ class DigitSequenceOptions:
     min_gap: float = 0.05  # seconds of silence between digits, at least
     max_gap: float = 0.30  # seconds of silence between digits, at most
     edge: float = 0.10  # seconds of silence before the first and after the last digit
-    passes: Sequence[tuple[str, int]] = (("train", 2), ("dev", 1), ("test", 1))
+    passes: Sequence[tuple[str, int]] = (("train", 4), ("dev", 1), ("test", 2))
     # ^ how many times each split's clips are each used (in fresh random orders)
     held_out_speaker: str | None = None  # all of this speaker's clips -> split "held_out"
     seed: int = 0
