@@ -35,7 +35,7 @@ def ctc_transcripts(
     """Greedy transcripts of a `data.ctc_dataset`, with their references, in batch order."""
     references, hypotheses = [], []
     for features, feature_lengths, labels, label_lengths in dataset:
-        log_probs = model({"features": features, "feature_lengths": feature_lengths}, training=False)
+        log_probs = model(models.model_inputs(features, feature_lengths), training=False)
         lengths = models.output_lengths(feature_lengths.numpy(), subsampling)
         hypotheses += decoding.ctc_greedy_texts(log_probs.numpy(), lengths, vocabulary)
         references += [vocabulary.decode(l[:n]) for l, n in zip(labels.numpy(), label_lengths.numpy())]

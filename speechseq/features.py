@@ -72,10 +72,6 @@ class FeatureConfig:
         """
         return 1 + num_samples // self.hop_length
 
-    def frame_time(self, frame_index):
-        """Time in seconds at the centre of frame `frame_index`."""
-        return frame_index * self.hop_length / self.sample_rate
-
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

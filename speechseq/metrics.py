@@ -7,7 +7,6 @@ from collections.abc import Callable, Sequence
 
 import jiwer
 import keras
-import numpy as np
 import tensorflow as tf
 
 from speechseq.losses import PADDING_LABEL
@@ -55,8 +54,3 @@ class TranscriptionMetrics(keras.callbacks.Callback):
             logs["val_wer"] = word_error_rate(references, hypotheses)
             logs["val_cer"] = character_error_rate(references, hypotheses)
 
-
-def frame_accuracy(targets: Sequence[np.ndarray], predictions: Sequence[np.ndarray]) -> float:
-    """Frame accuracy over utterances given as unpadded label arrays."""
-    hits = sum(int((np.asarray(t) == np.asarray(p)).sum()) for t, p in zip(targets, predictions))
-    return hits / max(sum(len(t) for t in targets), 1)

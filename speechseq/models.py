@@ -222,6 +222,11 @@ def encode(features, feature_lengths, config: EncoderConfig, dtype="float32"):
     return Unmasked(name="encoded")(x), lengths
 
 
+def model_inputs(features, feature_lengths) -> dict:
+    """A batch as the models' named inputs."""
+    return {"features": features, "feature_lengths": feature_lengths}
+
+
 def _inputs(feature_dim: int):
     features = keras.Input(shape=(None, feature_dim), dtype="float32", name="features")
     feature_lengths = keras.Input(shape=(), dtype="int32", name="feature_lengths")

@@ -145,10 +145,6 @@ def optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Optimiz
     return keras.optimizers.LossScaleOptimizer(chosen) if config.mixed_precision else chosen
 
 
-def _model_inputs(features, feature_lengths):
-    return {"features": features, "feature_lengths": feature_lengths}
-
-
 def ctc_batches(dataset: tf.data.Dataset, subsampling: int) -> tf.data.Dataset:
     """(features, lengths, labels, label_lengths) -> Keras (inputs, packed CTC targets)."""
 
@@ -156,7 +152,7 @@ def ctc_batches(dataset: tf.data.Dataset, subsampling: int) -> tf.data.Dataset:
         packed = losses.pack_ctc_targets(
             labels, label_lengths, models.output_lengths(feature_lengths, subsampling)
         )
-        return _model_inputs(features, feature_lengths), packed
+        return models.model_inputs(features, feature_lengths), packed
 
     return dataset.map(to_keras, num_parallel_calls=tf.data.AUTOTUNE)
 
@@ -165,7 +161,7 @@ def frame_batches(dataset: tf.data.Dataset) -> tf.data.Dataset:
     """(features, lengths, frame_labels) -> Keras (inputs, labels with -1 on padding)."""
 
     def to_keras(features, feature_lengths, frame_labels):
-        return _model_inputs(features, feature_lengths), losses.frame_targets(frame_labels, feature_lengths)
+        return models.model_inputs(features, feature_lengths), losses.frame_targets(frame_labels, feature_lengths)
 
     return dataset.map(to_keras, num_parallel_calls=tf.data.AUTOTUNE)
 
