@@ -67,6 +67,9 @@ class Synthesizer:
     """Text -> float32 mono speech at `sample_rate` (eSpeak NG's own, 22,050 Hz)."""
 
     _lock = threading.Lock()  # the C library holds one synthesizer per process
+    # espeak_Initialize may run once per process: a second call hangs the next synthesis
+    # (measured), so every Synthesizer after the first reuses the first one's rate.
+    _started_rate: int | None = None
 
     def __init__(self):
         self._library = ctypes.CDLL(espeakng_loader.get_library_path())
@@ -80,11 +83,13 @@ class Synthesizer:
         self._chunks: list[np.ndarray] = []
         self._callback = _CALLBACK(self._collect)  # kept alive as long as the synthesizer
         with self._lock:
-            data = espeakng_loader.get_data_path().encode()
-            self.sample_rate = self._library.espeak_Initialize(AUDIO_OUTPUT_RETRIEVAL, 0, data, 0)
-            if self.sample_rate <= 0:
-                raise RuntimeError(f"eSpeak NG failed to start (data at {data.decode()})")
-            self._library.espeak_SetSynthCallback(self._callback)
+            if Synthesizer._started_rate is None:
+                data = espeakng_loader.get_data_path().encode()
+                rate = self._library.espeak_Initialize(AUDIO_OUTPUT_RETRIEVAL, 0, data, 0)
+                if rate <= 0:
+                    raise RuntimeError(f"eSpeak NG failed to start (data at {data.decode()})")
+                Synthesizer._started_rate = rate
+            self.sample_rate = Synthesizer._started_rate
 
     def _collect(self, samples, count, events):
         if count > 0:

@@ -47,3 +47,20 @@ def test_synthetic_corpus_writes_loadable_wavs(synthesizer, tmp_path):
     for utterance in utterances:
         assert soundfile.info(utterance.audio).samplerate == 22050
         assert audio.load(utterance.audio).size == pytest.approx(utterance.duration * 16000, abs=2)
+
+
+def test_a_second_synthesizer_in_one_process_still_speaks():
+    # espeak_Initialize twice in one process used to hang the next synthesis:
+    # run it in a child with a timeout so a regression fails instead of stalling.
+    import subprocess
+    import sys
+
+    script = (
+        "from speechseq import synth\n"
+        "first = synth.Synthesizer(); first.speak('one two')\n"
+        "second = synth.Synthesizer(); print(second.speak('three four five').size, first.speak('six').size)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    second, first = (int(n) for n in done.stdout.split())
+    assert second > 5000 and first > 2000
