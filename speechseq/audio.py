@@ -144,3 +144,35 @@ def find_audio(*locations: str | os.PathLike) -> list[Path]:
         else:
             found.append(path)
     return found
+
+
+def chunks(
+    path: str | os.PathLike,
+    seconds: float,
+    overlap: float,
+    sample_rate: int = SAMPLE_RATE,
+):
+    """Yield `(start_seconds, waveform)` windows of `seconds` that overlap by `overlap`.
+
+    The file is read one window at a time, so memory stays flat whatever its length.
+    Each window is decoded, mixed to mono and resampled like `load`.
+    """
+    header = info(path)
+    window = max(int(seconds * header.sample_rate), 1)
+    step = max(int((seconds - overlap) * header.sample_rate), 1)
+    try:
+        with soundfile.SoundFile(os.fspath(path)) as file:
+            for start in range(0, header.frames, step):
+                file.seek(start)
+                samples = file.read(window, dtype="float32", always_2d=True)
+                if samples.shape[0] == 0:
+                    break
+                if not np.isfinite(samples).all():
+                    raise AudioError(path, f"contains NaN or infinite samples after {start / header.sample_rate:.1f} s")
+                mono = samples.mean(axis=1, dtype=np.float32) if samples.shape[1] > 1 else samples[:, 0]
+                waveform = resample(np.ascontiguousarray(mono), header.sample_rate, sample_rate)
+                yield start / header.sample_rate, np.clip(waveform, -1.0, 1.0, out=waveform)
+                if start + window >= header.frames:
+                    break
+    except (soundfile.LibsndfileError, RuntimeError) as error:
+        raise AudioError(path, _soundfile_reason(error)) from None

@@ -94,6 +94,124 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    """Export a run (or .keras model) as a TF Serving version; optionally verify it first."""
+    from speechseq import export, serving, verify
+
+    trained = export.load_trained(args.model)
+    card = json.loads(Path(args.card).read_text()) if args.card else None
+    checked: dict = {}
+
+    def finish(staging: Path) -> None:
+        files = [str(p) for p in audio.find_audio(*args.samples)] if args.samples else _sample_files(trained)
+        wavs = [p for p in files if p.lower().endswith(".wav")][:4]
+        examples = _warmup_examples(trained, files[:1], wavs[:1])
+        serving.write_warmup(staging, args.out.name, examples)
+        if wavs:
+            signature = "transcribe_wav" if trained.task == "ctc" else "tag_wav"
+            body = serving.rest_request(signature, wavs=[Path(w).read_bytes() for w in wavs])
+            checked["request"] = serving.write_rest_request(staging, body).name
+        if args.verify:
+            result = verify.verify(staging, trained, files)
+            checked["verification"] = result
+            if not result.ok:
+                raise export.ExportError(
+                    f"the export differs from the Keras model (max |difference| {result.max_difference:.2e}): "
+                    + "; ".join(result.mismatches)
+                )
+            checked["signatures"] = serving.describe(staging)
+
+    target = export.write_version(trained, args.out, args.version, card, finish)
+    print(f"exported {args.model} -> {target}")
+    if "verification" in checked:
+        result = checked["verification"]
+        print(f"verified in a fresh process on {len(result.files)} files: same outputs "
+              f"(max |difference| {result.max_difference:.1e})\n")
+        print(checked["signatures"])
+    if "request" in checked:
+        request = target / "assets.extra" / checked["request"]
+        print(f"serve it: docker run -p 8501:8501 -v {args.out.resolve()}:/models/{args.out.name} "
+              f"-e MODEL_NAME={args.out.name} tensorflow/serving")
+        print("then send a request:")
+        print("  " + serving.curl_command(args.out.name, request))
+    return 0
+
+
+def _sample_files(trained) -> list[str]:
+    """A few files of the run's dev (else train) manifest, to verify and warm up with."""
+    for split in ("dev", "train"):
+        manifest = trained.settings["data"].get(split)
+        if manifest and Path(manifest).exists():
+            return [str(u.audio) for u in corpora.read_manifest(manifest)[:4]]
+    raise ValueError("no manifest of the run can be read: name audio files with --samples")
+
+
+def _warmup_examples(trained, files: list[str], wavs: list[str]) -> dict:
+    import numpy as np
+
+    waveform = audio.load(files[0], trained.features.sample_rate) if files else np.zeros(16000, np.float32)
+    inputs = {"audio": waveform[np.newaxis], "audio_length": np.array([waveform.size], np.int32)}
+    if trained.task == "frames":
+        examples = {"tag": inputs}
+        if wavs:
+            examples["tag_wav"] = {"wav": np.array([Path(wavs[0]).read_bytes()], object)}
+        return examples
+    examples = {"serving_default": inputs}
+    if wavs:
+        examples["transcribe_wav"] = {"wav": np.array([Path(wavs[0]).read_bytes()], object)}
+    return examples
+
+
+def cmd_transcribe(args) -> int:
+    """Transcribe files with an exported model; a bad file is reported and the rest go on."""
+    from tqdm import tqdm
+
+    from speechseq import writers
+    from speechseq.decoding import BeamOptions
+    from speechseq.files import write_text
+    from speechseq.transcribe import Transcriber, TranscriberOptions
+
+    beam = None
+    if args.beam or args.lm or args.hotword:
+        beam = BeamOptions(beam_width=args.beam or 32, lm=args.lm, alpha=args.alpha, beta=args.beta,
+                           hotwords=tuple(args.hotword or ()))
+    transcriber = Transcriber(args.model, TranscriberOptions(batch_size=args.batch_size, beam=beam))
+    paths = audio.find_audio(*args.inputs)
+    if not paths:
+        raise ValueError(f"no audio files in {' '.join(args.inputs)}")
+    failures = 0
+    progress = tqdm(total=len(paths), unit="file", disable=None if len(paths) > 1 else True, file=sys.stderr)
+    for path, result in zip(paths, transcriber.transcribe_files(paths)):
+        progress.update()
+        if isinstance(result, audio.AudioError):
+            failures += 1
+            progress.write(f"speechseq transcribe: error: {result}", file=sys.stderr)
+            continue
+        text = writers.render(result, args.format)
+        if args.out:
+            write_text(args.out / f"{path.stem}.{args.format}", text)
+        elif args.format == "txt":
+            print(f"{path}: {result.text}" if len(paths) > 1 else result.text)
+            if args.words:
+                print("  " + " ".join(f"{w.text}@{w.start:.2f}s" for w in result.words))
+        else:
+            print(text, end="" if text.endswith("\n") else "\n")
+    progress.close()
+    if failures:
+        print(f"speechseq transcribe: {failures} of {len(paths)} files failed", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def cmd_evaluate(args) -> int:
+    """WER, CER, per-speaker rows and the worst utterances of a model on a manifest."""
+    from speechseq import evaluate
+
+    utterances = corpora.read_manifest(args.manifest)
+    values = evaluate.report(utterances, evaluate.score(args.model, utterances), worst=args.worst)
+    print(json.dumps(values, indent=2) if args.json else evaluate.format_report(values))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="speechseq", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -133,6 +251,38 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override one setting, e.g. --set train.epochs=5 (repeatable)")
     train.add_argument("--out", type=Path, required=True, help="run directory")
     train.set_defaults(run=cmd_train)
+
+    export = commands.add_parser("export", help="export a trained model for TF Serving")
+    export.add_argument("model", type=Path, help="run directory, .keras file in one, or an export version")
+    export.add_argument("--out", type=Path, required=True, help="saved_models/NAME: versions go in numbered folders")
+    export.add_argument("--version", type=int, help="version number (default: the next free one)")
+    export.add_argument("--verify", action="store_true",
+                        help="reload in a fresh process and compare with the Keras model before publishing")
+    export.add_argument("--samples", nargs="+", metavar="AUDIO",
+                        help="audio to verify and warm up with (default: the run's dev manifest)")
+    export.add_argument("--card", type=Path, help="JSON merged into the model card (license, data attribution)")
+    export.set_defaults(run=cmd_export)
+
+    transcribe = commands.add_parser("transcribe", help="transcribe audio files with an exported model")
+    transcribe.add_argument("inputs", nargs="+", help="files, folders or glob patterns")
+    transcribe.add_argument("--model", required=True, help="saved_models/NAME (latest version) or NAME/VERSION")
+    transcribe.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt")
+    transcribe.add_argument("--out", type=Path, help="folder for one <stem>.<format> per input (default: stdout)")
+    transcribe.add_argument("--words", action="store_true", help="txt on stdout: also print word start times")
+    transcribe.add_argument("--batch-size", type=int, default=8, help="audio windows per model call")
+    transcribe.add_argument("--beam", type=int, help="beam search with this many beams (default: greedy)")
+    transcribe.add_argument("--lm", help="KenLM language model (.arpa or .bin) for beam search")
+    transcribe.add_argument("--alpha", type=float, default=0.5, help="language model weight")
+    transcribe.add_argument("--beta", type=float, default=1.0, help="word insertion bonus")
+    transcribe.add_argument("--hotword", action="append", help="word or phrase to favour (repeatable)")
+    transcribe.set_defaults(run=cmd_transcribe)
+
+    evaluate = commands.add_parser("evaluate", help="score a model on a manifest: WER, CER, per speaker")
+    evaluate.add_argument("--model", type=Path, required=True, help="saved_models/NAME[/VERSION] or a run directory")
+    evaluate.add_argument("--manifest", type=Path, required=True)
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument("--worst", type=int, default=10, help="worst utterances to list")
+    evaluate.set_defaults(run=cmd_evaluate)
     return parser
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from speechseq import data, decoding, metrics, models
 from speechseq.corpora import Utterance
 from speechseq.features import FeatureConfig
 from speechseq.text import Vocabulary
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,9 +53,47 @@ def score_ctc(
     subsampling: int,
     batch_size: int = 32,
 ) -> Scores:
-    """WER and CER of greedy CTC transcripts of `utterances`."""
-    dataset = data.ctc_dataset(utterances, vocabulary, features, data.PipelineOptions(batch_size=batch_size))
+    """WER and CER of greedy CTC transcripts of `utterances` (hypotheses in their order)."""
+    # One bucket keeps the manifest's order: hypothesis i belongs to utterances[i].
+    options = data.PipelineOptions(batch_size=batch_size, buckets=1)
+    dataset = data.ctc_dataset(utterances, vocabulary, features, options)
     references, hypotheses = ctc_transcripts(model, dataset, vocabulary, subsampling)
+    return _scores(references, hypotheses)
+
+
+def score_run(directory, utterances: Sequence[Utterance], batch_size: int = 32) -> Scores:
+    """WER and CER of a CTC run directory's best model (its final one if none is best)."""
+    directory = Path(directory)
+    settings = json.loads((directory / "run.json").read_text())
+    chosen = directory / "best.keras" if (directory / "best.keras").exists() else directory / "model.keras"
+    return score_ctc(
+        keras.saving.load_model(chosen, compile=False),
+        utterances,
+        Vocabulary.load(directory / "vocabulary.json"),
+        FeatureConfig.load(directory / "features.json"),
+        settings["model"]["subsampling"],
+        batch_size,
+    )
+
+
+def score_export(model, utterances: Sequence[Utterance], options=None) -> Scores:
+    """WER and CER of an exported model (`saved_models/NAME[/VERSION]`) on `utterances`.
+
+    A file that cannot be read counts as an empty transcript and is logged by name.
+    """
+    from speechseq.transcribe import Transcriber, TranscriberOptions
+
+    transcriber = Transcriber(model, options or TranscriberOptions())
+    references, hypotheses = [], []
+    for utterance, result in zip(utterances, transcriber.transcribe_files(u.audio for u in utterances)):
+        if isinstance(result, Exception):
+            log.warning("scored as empty: %s", result)
+        hypotheses.append("" if isinstance(result, Exception) else result.text)
+        references.append(transcriber.vocabulary.normalize(utterance.text))
+    return _scores(references, hypotheses)
+
+
+def _scores(references: Sequence[str], hypotheses: Sequence[str]) -> Scores:
     return Scores(
         wer=metrics.word_error_rate(references, hypotheses),
         cer=metrics.character_error_rate(references, hypotheses),
@@ -62,16 +103,50 @@ def score_ctc(
     )
 
 
-def score_run(directory, utterances: Sequence[Utterance], batch_size: int = 32) -> Scores:
-    """WER and CER of a CTC run directory's best model (its final one if none is best)."""
-    directory = Path(directory)
-    settings = json.loads((directory / "run.json").read_text())
-    chosen = directory / "best.keras" if (directory / "best.keras").exists() else directory / "model.keras"
-    return score_ctc(
-        keras.saving.load_model(chosen),
-        utterances,
-        Vocabulary.load(directory / "vocabulary.json"),
-        FeatureConfig.load(directory / "features.json"),
-        settings["model"]["subsampling"],
-        batch_size,
-    )
+def score(model, utterances: Sequence[Utterance]) -> Scores:
+    """Score a run directory (its best model) or an export, whichever `model` names."""
+    model = Path(model)
+    if (model / "run.json").exists():
+        return score_run(model, utterances)
+    return score_export(model, utterances)
+
+
+def report(utterances: Sequence[Utterance], scores: Scores, worst: int = 10) -> dict:
+    """Totals, a row per speaker and the worst utterances, as one JSON-ready dict."""
+    by_speaker: dict[str, list[int]] = {}
+    for index, utterance in enumerate(utterances):
+        by_speaker.setdefault(utterance.speaker or "(unknown)", []).append(index)
+    per_speaker = {}
+    for speaker, indices in sorted(by_speaker.items()):
+        subset = _scores([scores.references[i] for i in indices], [scores.hypotheses[i] for i in indices])
+        per_speaker[speaker] = {"wer": subset.wer, "cer": subset.cer, "n": subset.n}
+    errors = [
+        (metrics.word_errors(reference, hypothesis), index)
+        for index, (reference, hypothesis) in enumerate(zip(scores.references, scores.hypotheses))
+    ]
+    ranked = sorted((e for e in errors if e[0] > 0), key=lambda e: (-e[0], e[1]))[:worst]
+    return {
+        "wer": scores.wer,
+        "cer": scores.cer,
+        "n": scores.n,
+        "per_speaker": per_speaker,
+        "worst": [
+            {"audio": str(utterances[i].audio), "speaker": utterances[i].speaker, "word_errors": e,
+             "reference": scores.references[i], "hypothesis": scores.hypotheses[i]}
+            for e, i in ranked
+        ],
+    }
+
+
+def format_report(values: dict) -> str:
+    """`report` as a table for people."""
+    lines = [f"WER {values['wer']:.2%}  CER {values['cer']:.2%}  on {values['n']} utterances", "",
+             f"{'speaker':<32} {'n':>5} {'WER':>8} {'CER':>8}"]
+    for speaker, row in values["per_speaker"].items():
+        lines.append(f"{speaker:<32} {row['n']:>5} {row['wer']:>8.2%} {row['cer']:>8.2%}")
+    if values["worst"]:
+        lines += ["", "worst utterances:"]
+        for row in values["worst"]:
+            lines += [f"  {row['audio']} ({row['word_errors']} word errors)",
+                      f"    ref: {row['reference']}", f"    hyp: {row['hypothesis']}"]
+    return "\n".join(lines)

@@ -17,6 +17,14 @@ def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> flo
     return float(jiwer.wer(list(references), list(hypotheses)))
 
 
+def word_errors(reference: str, hypothesis: str) -> int:
+    """Substitutions + deletions + insertions between one reference and its hypothesis."""
+    if not reference.split():
+        return len(hypothesis.split())
+    result = jiwer.process_words(reference, hypothesis)
+    return result.substitutions + result.deletions + result.insertions
+
+
 def character_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
     """Character errors per reference character (spaces count)."""
     return float(jiwer.cer(list(references), list(hypotheses)))

@@ -1,0 +1,250 @@
+"""Transcribe audio with an exported model: files of any length, in batches.
+
+    transcriber = Transcriber("saved_models/digits")       # its latest version
+    result = transcriber.transcribe("call.wav")            # or a waveform array
+    print(result.text, [(w.text, w.start) for w in result.words])
+
+Long audio is cut into overlapping windows, read from disk one at a time, so memory
+stays flat whatever the file's length. Each word is kept from the window in whose
+own part (the window minus half the overlap at each inner edge) its middle lies:
+own parts tile the audio, so a word at a boundary is neither cut nor counted twice
+as long as it is shorter than half the overlap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+
+from speechseq import audio, decoding
+from speechseq.decoding import BeamOptions, Word
+from speechseq.text import Vocabulary
+
+
+@dataclasses.dataclass(frozen=True)
+class TranscriberOptions:
+    """How audio is cut, batched and decoded."""
+
+    window_seconds: float = 30.0  # longest piece of audio the model sees at once
+    overlap_seconds: float = 4.0  # shared by neighbouring windows (> twice the longest word)
+    batch_size: int = 8  # windows per model call
+    beam: BeamOptions | None = None  # None: greedy decoding inside the exported graph
+
+    def __post_init__(self):
+        if not 0 <= 2 * self.overlap_seconds < self.window_seconds:
+            raise ValueError("overlap_seconds must be under half of window_seconds")
+
+
+@dataclasses.dataclass(frozen=True)
+class Transcript:
+    """What was said in one file (or array), with word times."""
+
+    text: str
+    words: tuple[Word, ...]
+    duration: float  # seconds of audio
+    source: str  # the file, or "<array>"
+    model: str  # the export's model name
+    version: int  # and version
+
+    def to_dict(self) -> dict:
+        return {
+            "file": self.source,
+            "text": self.text,
+            "words": [dataclasses.asdict(w) | {"start": round(w.start, 3), "end": round(w.end, 3),
+                                               "confidence": round(w.confidence, 4)} for w in self.words],
+            "duration": round(self.duration, 3),
+            "model": self.model,
+            "version": self.version,
+        }
+
+
+@dataclasses.dataclass
+class _Pending:
+    """A source being transcribed: its windows go out, their words come back."""
+
+    source: str
+    duration: float
+    sent: int = 0  # windows handed to the model
+    returned: int = 0  # windows whose words came back
+    all_sent: bool = False  # the source has no more windows
+    words: list = dataclasses.field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return self.all_sent and self.returned == self.sent
+
+
+@dataclasses.dataclass(frozen=True)
+class _Window:
+    pending: _Pending
+    start: float  # seconds into the source
+    first: bool
+    last: bool
+    waveform: np.ndarray
+
+
+class Transcriber:
+    """An exported transcription model, ready to turn audio into `Transcript`s."""
+
+    def __init__(self, model: str | os.PathLike, options: TranscriberOptions = TranscriberOptions()):
+        import tensorflow as tf
+
+        from speechseq import export
+        from speechseq.features import FeatureConfig
+
+        self.version_dir = export.resolve_version(model)
+        assets = self.version_dir / "assets"
+        if not (assets / "vocabulary.json").exists():
+            raise export.ExportError(f"{self.version_dir} is not a transcription model (no vocabulary.json)")
+        self.options = options
+        self.vocabulary = Vocabulary.load(assets / "vocabulary.json")
+        self.features = FeatureConfig.load(assets / "features.json")
+        settings = json.loads((assets / "run.json").read_text())
+        self.seconds_per_frame = settings["model"]["subsampling"] * self.features.hop_length / self.features.sample_rate
+        self.model_name = self.version_dir.parent.name
+        self.version = int(self.version_dir.name) if self.version_dir.name.isdigit() else 0
+        self._loaded = tf.saved_model.load(str(self.version_dir))
+        self._beam = decoding.BeamSearch(self.vocabulary, options.beam) if options.beam else None
+
+    @property
+    def sample_rate(self) -> int:
+        return self.features.sample_rate
+
+    def transcribe(self, source: str | os.PathLike | np.ndarray, sample_rate: int | None = None) -> Transcript:
+        """One file or waveform (float, mono; give `sample_rate` if not the model's)."""
+        if isinstance(source, np.ndarray):
+            waveform = np.asarray(source, np.float32)
+            if waveform.ndim != 1:
+                raise ValueError(f"expected a mono waveform, got shape {waveform.shape}")
+            waveform = audio.resample(waveform, sample_rate or self.sample_rate, self.sample_rate)
+            return next(iter(self._run([("<array>", waveform.size / self.sample_rate, self._array_windows(waveform))])))
+        result = next(iter(self.transcribe_files([source])))
+        if isinstance(result, audio.AudioError):
+            raise result
+        return result
+
+    def transcribe_files(self, paths: Iterable[str | os.PathLike]) -> Iterator[Transcript | audio.AudioError]:
+        """A result per path, in order: a `Transcript`, or the `AudioError` that stopped it."""
+
+        def sources():
+            for path in paths:
+                try:
+                    duration = audio.info(path).duration
+                except audio.AudioError as error:
+                    yield str(path), error, None
+                    continue
+                windows = audio.chunks(path, self.options.window_seconds, self.options.overlap_seconds, self.sample_rate)
+                yield str(path), duration, windows
+
+        yield from self._run(sources())
+
+    # ---- the batching engine ----------------------------------------------------------------
+
+    def _array_windows(self, waveform: np.ndarray):
+        window = int(self.options.window_seconds * self.sample_rate)
+        step = int((self.options.window_seconds - self.options.overlap_seconds) * self.sample_rate)
+        for start in range(0, max(waveform.size, 1), step):
+            yield start / self.sample_rate, waveform[start : start + window]
+            if start + window >= waveform.size:
+                break
+
+    def _run(self, sources) -> Iterator[Transcript | audio.AudioError]:
+        """Cut every source into windows, transcribe them in batches, stitch, yield in order."""
+        pending: list[_Pending | audio.AudioError] = []
+        batch: list[_Window] = []
+
+        def finished():
+            while pending and (isinstance(pending[0], audio.AudioError) or pending[0].finished):
+                item = pending.pop(0)
+                yield item if isinstance(item, audio.AudioError) else self._result(item)
+
+        for source, duration, windows in sources:
+            if isinstance(duration, audio.AudioError):
+                pending.append(duration)
+                yield from finished()
+                continue
+            item = _Pending(source, duration)
+            pending.append(item)
+            try:
+                for last, (start, waveform) in _lookahead(windows):
+                    batch.append(_Window(item, start, item.sent == 0, last, waveform))
+                    item.sent += 1
+                    if len(batch) == self.options.batch_size:
+                        self._transcribe_batch(batch)
+                        batch.clear()
+                        yield from finished()
+                item.all_sent = True
+            except audio.AudioError as error:  # a file that breaks half-way: report it, go on
+                batch[:] = [window for window in batch if window.pending is not item]
+                pending[pending.index(item)] = error
+            yield from finished()
+        if batch:
+            self._transcribe_batch(batch)
+        yield from finished()
+
+    def _transcribe_batch(self, batch) -> None:
+        import tensorflow as tf
+
+        width = max(max(window.waveform.size for window in batch), 1)
+        padded = np.zeros((len(batch), width), np.float32)
+        for row, window in enumerate(batch):
+            padded[row, : window.waveform.size] = window.waveform
+        lengths = tf.constant([window.waveform.size for window in batch], tf.int32)
+        words_per_window = (
+            self._beam_words(padded, lengths) if self._beam else self._greedy_words(padded, lengths)
+        )
+        half = self.options.overlap_seconds / 2
+        for window, words in zip(batch, words_per_window):
+            own_start = window.start + (0.0 if window.first else half)
+            own_end = window.start + window.waveform.size / self.sample_rate - (0.0 if window.last else half)
+            for word in words:
+                word = dataclasses.replace(word, start=word.start + window.start, end=word.end + window.start)
+                middle = (word.start + word.end) / 2
+                if own_start <= middle < own_end or (window.last and middle >= own_end):
+                    window.pending.words.append(word)
+            window.pending.returned += 1
+
+    def _greedy_words(self, padded, lengths) -> list[list[Word]]:
+        outputs = self._loaded.signatures["serving_default"](audio=padded, audio_length=lengths)
+        tokens = outputs["tokens"].numpy()
+        counts = outputs["token_count"].numpy()
+        starts, ends = outputs["token_start"].numpy(), outputs["token_end"].numpy()
+        confidences = outputs["token_confidence"].numpy()
+        return [
+            decoding.words_from_tokens([t.decode() for t in tokens[i, :n]], starts[i, :n], ends[i, :n], confidences[i, :n])
+            for i, n in enumerate(counts)
+        ]
+
+    def _beam_words(self, padded, lengths) -> list[list[Word]]:
+        outputs = self._loaded.signatures["audio_log_probs"](audio=padded, audio_length=lengths)
+        log_probs, frames = outputs["log_probs"].numpy(), outputs["output_lengths"].numpy()
+        return [self._beam.words(log_probs[i, :n], self.seconds_per_frame) for i, n in enumerate(frames)]
+
+    def _result(self, item: _Pending) -> Transcript:
+        words = tuple(sorted(item.words, key=lambda w: w.start))
+        return Transcript(
+            text=" ".join(w.text for w in words),
+            words=words,
+            duration=item.duration,
+            source=item.source,
+            model=self.model_name,
+            version=self.version,
+        )
+
+
+def _lookahead(windows) -> Iterator[tuple[bool, tuple[float, np.ndarray]]]:
+    """(is_last, window) for each window: whether a window is the last needs one more read."""
+    iterator = iter(windows)
+    try:
+        current = next(iterator)
+    except StopIteration:
+        return
+    for following in iterator:
+        yield False, current
+        current = following
+    yield True, current
+

@@ -1,0 +1,204 @@
+"""Export to TF Serving: signatures, a fresh-process check, WAV input, atomic versions, REST."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import tensorflow as tf
+
+import tf_serving_rest
+from conftest import fsdd_clip
+from speechseq import audio, cli, export, serving, verify
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "saved_models" / "digits"
+CLIPS = [fsdd_clip(digit, speaker, take) for digit, speaker, take in
+         [(3, "jackson", 0), (7, "nicolas", 1), (0, "george", 2), (9, "yweweler", 3), (4, "lucas", 4)]]
+
+
+@pytest.fixture(scope="module")
+def trained():
+    return export.load_trained(export.resolve_version(SHIPPED))
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """The shipped model exported again by the CLI, verified, with FSDD clips as samples."""
+    root = tmp_path_factory.mktemp("saved_models") / "digits"
+    code = cli.main(["export", str(export.resolve_version(SHIPPED)), "--out", str(root), "--verify",
+                     "--samples", *map(str, CLIPS)])
+    assert code == 0
+    return root / "1"
+
+
+@pytest.fixture(scope="module")
+def loaded(exported):
+    return tf.saved_model.load(str(exported))
+
+
+def test_signatures_have_named_inputs_and_outputs_with_free_batch_and_time(exported):
+    defs = serving.signature_defs(exported)
+    assert {"serving_default", "transcribe_wav", "log_probs", "audio_log_probs"} <= set(defs)
+
+    def shapes(tensors):
+        return {key: [d.size for d in info.tensor_shape.dim] for key, info in tensors.items()}
+
+    default = defs["serving_default"]
+    assert shapes(default.inputs) == {"audio": [-1, -1], "audio_length": [-1]}
+    outputs = shapes(default.outputs)
+    assert outputs["transcript"] == [-1] and outputs["confidence"] == [-1]
+    assert outputs["token_start"] == [-1, -1] and outputs["token_end"] == [-1, -1]
+    assert shapes(defs["transcribe_wav"].inputs) == {"wav": [-1]}
+    assert set(defs["transcribe_wav"].outputs) == set(default.outputs)
+    feature_dim = json.loads((exported / "assets" / "features.json").read_text())["n_mels"]
+    assert shapes(defs["log_probs"].inputs) == {"features": [-1, -1, feature_dim], "feature_lengths": [-1]}
+    assert set(defs["log_probs"].outputs) == {"log_probs", "output_lengths"}
+    for signature in defs.values():
+        for key in [*signature.inputs, *signature.outputs]:
+            assert not re.fullmatch(r"(args|output)_\d+", key), key
+    described = serving.describe(exported)
+    assert "signature_def['transcribe_wav']" in described and "shape: (-1, -1)" in described
+
+
+def test_export_in_a_fresh_process_matches_the_keras_model(exported, trained):
+    result = verify.verify(exported, trained, [str(c) for c in CLIPS])
+    assert result.ok, result
+    assert result.max_difference <= verify.TOLERANCE
+    keras_side = verify.keras_outputs(trained, [str(c) for c in CLIPS])
+    assert [k["labels"] for k in keras_side][:4] == ["three", "seven", "zero", "nine"]
+
+
+def test_verification_catches_an_export_that_differs(exported, trained):
+    changed = trained.model.get_layer("ctc_logits")
+    original = [w.copy() for w in changed.get_weights()]
+    try:
+        changed.set_weights([w + 0.5 * np.random.default_rng(0).standard_normal(w.shape) for w in original])
+        result = verify.verify(exported, trained, [str(c) for c in CLIPS[:2]])
+    finally:
+        changed.set_weights(original)
+    assert not result.ok and result.max_difference > verify.TOLERANCE
+
+
+def _wav_bytes(waveform: np.ndarray, rate: int) -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, waveform, rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def test_wav_bytes_at_8k_and_44k_give_the_text_of_the_resampled_waveform(loaded):
+    clips = CLIPS[:4]
+    native = [clip.read_bytes() for clip in clips]  # FSDD: 8 kHz 16-bit WAV
+    high = [_wav_bytes(audio.load(clip, 44_100), 44_100) for clip in clips]
+    waveforms = [audio.load(clip) for clip in clips]
+    width = max(w.size for w in waveforms)
+    padded = np.stack([np.pad(w, (0, width - w.size)) for w in waveforms])
+    reference = loaded.signatures["serving_default"](
+        audio=tf.constant(padded), audio_length=tf.constant([w.size for w in waveforms], tf.int32)
+    )["transcript"].numpy().tolist()
+    assert reference == [b"three", b"seven", b"zero", b"nine"]
+    for wavs in (native, high):
+        result = loaded.signatures["transcribe_wav"](wav=tf.constant(wavs))
+        assert result["transcript"].numpy().tolist() == reference
+        assert result["token_count"].numpy().tolist() == [len(t) for t in reference]
+
+
+def test_token_times_fall_inside_the_spoken_digits(loaded):
+    waveform = np.concatenate([np.zeros(8000, np.float32), audio.load(CLIPS[0]), np.zeros(16000, np.float32)])
+    result = loaded.signatures["serving_default"](audio=tf.constant(waveform[None]),
+                                                  audio_length=tf.constant([waveform.size]))
+    count = int(result["token_count"][0])
+    starts, ends = result["token_start"][0, :count].numpy(), result["token_end"][0, :count].numpy()
+    speech_end = 0.5 + audio.load(CLIPS[0]).size / 16000
+    assert result["transcript"].numpy()[0] == b"three"
+    assert 0.4 <= starts[0] and ends[-1] <= speech_end + 0.1
+    assert np.all(np.diff(starts) > 0) and np.all(ends > starts)
+    assert 0.5 < float(result["confidence"][0]) <= 1.0
+
+
+def test_rest_bodies_decoded_the_tf_serving_way_run_on_the_signatures(exported, loaded):
+    defs = serving.signature_defs(exported)
+    written = json.loads((exported / "assets.extra" / "rest_request.json").read_text())
+    assert written["signature_name"] == "transcribe_wav" and "b64" in written["instances"][0]["wav"]
+    rows = tf_serving_rest.predict(loaded, defs, written)["predictions"]
+    assert [row["transcript"] for row in rows] == ["three", "seven", "zero", "nine"]
+    waveforms = [audio.load(clip) for clip in CLIPS[:2]]
+    row_body = serving.rest_request("serving_default", audio=waveforms)
+    assert [r["transcript"] for r in tf_serving_rest.predict(loaded, defs, row_body)["predictions"]] == ["three", "seven"]
+    columnar = {"signature_name": "serving_default", "inputs": {
+        "audio": [row["audio"] for row in row_body["instances"]],
+        "audio_length": [row["audio_length"] for row in row_body["instances"]]}}
+    assert tf_serving_rest.predict(loaded, defs, columnar)["outputs"]["transcript"] == ["three", "seven"]
+    curl = serving.curl_command("digits", exported / "assets.extra" / "rest_request.json")
+    assert curl.startswith("curl ") and ":8501/v1/models/digits:predict" in curl
+
+
+def test_warmup_requests_replay_on_the_signatures(exported, loaded):
+    logs = serving.read_warmup(exported)
+    assert [log.predict_log.request.model_spec.signature_name for log in logs] == ["serving_default", "transcribe_wav"]
+    for log in logs:
+        request = log.predict_log.request
+        assert request.model_spec.name == "digits"
+        inputs = {key: tf.make_ndarray(proto) for key, proto in request.inputs.items()}
+        result = loaded.signatures[request.model_spec.signature_name](**inputs)
+        assert result["transcript"].numpy()[0] == b"three"
+
+
+def test_assets_carry_vocabulary_features_card_and_the_keras_model(exported):
+    card = json.loads((exported / "assets" / "model_card.json").read_text())
+    assert card["name"] == "digits" and card["version"] == 1 and card["sample_rate"] == 16000
+    for key in ("architecture", "training", "metrics", "license"):
+        assert card[key], key
+    assert json.loads((exported / "assets" / "vocabulary.json").read_text())["blank_id"] == 0
+    assert (exported / "assets.extra" / "model.keras").stat().st_size > 100_000
+    again = export.load_trained(exported)
+    assert again.subsampling == 2 and again.task == "ctc"
+
+
+def test_versions_count_up_and_a_published_version_is_never_replaced(trained, tmp_path):
+    root = tmp_path / "digits"
+    assert export.write_version(trained, root).name == "1"
+    assert export.write_version(trained, root).name == "2"
+    assert export.resolve_version(root).name == "2"
+    with pytest.raises(export.ExportError, match="never overwritten"):
+        export.write_version(trained, root, version=1)
+    assert export.versions(root) == [1, 2]
+
+
+def test_a_failed_export_publishes_nothing(trained, tmp_path):
+    root = tmp_path / "digits"
+
+    def fail(staging):
+        assert (staging / "saved_model.pb").exists()
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        export.write_version(trained, root, finish=fail)
+    assert list(root.iterdir()) == []
+
+
+def test_a_killed_export_leaves_no_version_for_tf_serving(tmp_path):
+    root = tmp_path / "digits"
+    script = (
+        "import sys\nfrom speechseq import export\n"
+        f"trained = export.load_trained(export.resolve_version({str(SHIPPED)!r}))\n"
+        "export.write_version(trained, sys.argv[1], finish=lambda staging: __import__('time').sleep(60))\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script, str(root)], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(root.glob(".1.partial-*/saved_model.pb")):
+        assert child.poll() is None and time.monotonic() < deadline, "the export never started"
+        time.sleep(0.2)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert export.versions(root) == []
+    assert not [p for p in root.iterdir() if p.name.isdigit()]
