@@ -1,11 +1,9 @@
 # Two commands for a fresh machine; each creates .venv when it is missing.
-#   make demo   set up, then run the main job on the FSDD corpus beside the checkout
+#   make demo   set up, then transcribe the bundled samples with the shipped model
 #   make test   set up, then run the test suite
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DATA ?= ../shared/data
-WORK ?= work
 
 .PHONY: demo test
 
@@ -15,9 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/speechseq manifest fsdd $(DATA)/fsdd --out $(WORK)/fsdd.jsonl
-	$(BIN)/speechseq audit $(WORK)/fsdd.jsonl
-	$(BIN)/speechseq features $(WORK)/fsdd.jsonl
+	$(BIN)/speechseq transcribe samples --model saved_models/digits --words
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q

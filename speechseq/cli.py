@@ -212,6 +212,32 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_finetune(args) -> int:
+    """Fine-tune a model on new recordings; print and save the before/after table."""
+    from speechseq import finetune
+
+    options = finetune.FinetuneOptions(
+        source=str(args.source), manifest=str(args.manifest), dev=str(args.dev or ""),
+        vocabulary=str(args.vocabulary or ""), freeze=args.freeze, learning_rate=args.lr,
+        epochs=args.epochs, steps=args.steps, batch_size=args.batch_size, replay=str(args.replay or ""),
+        replay_ratio=args.replay_ratio, early_stopping=args.early_stopping,
+    )
+    run = finetune.make_run(options, args.out, args.set or [])
+    try:
+        finetune.fit(run)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: run the same command again to resume from {args.out}/backup", file=sys.stderr)
+        return 130
+    test_sets = dict(item.split("=", 1) for item in args.test or [])
+    if args.dev and not test_sets:
+        test_sets = {"new speaker (dev)": str(args.dev)}
+    if test_sets:
+        print(finetune.format_report(finetune.before_and_after(args.source, args.out, test_sets)))
+        print(f"report: {args.out}/report.json")
+    print(f"model: {args.out}/model.keras; export it with: speechseq export {args.out} --out saved_models/NAME")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="speechseq", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -283,6 +309,26 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--worst", type=int, default=10, help="worst utterances to list")
     evaluate.set_defaults(run=cmd_evaluate)
+
+    finetune = commands.add_parser("finetune", help="adapt a trained model to new recordings")
+    finetune.add_argument("--from", dest="source", type=Path, required=True,
+                          help="run directory, .keras file or saved_models/NAME[/VERSION]")
+    finetune.add_argument("--manifest", type=Path, required=True, help="the new recordings (JSON Lines)")
+    finetune.add_argument("--out", type=Path, required=True, help="run directory (re-run to resume)")
+    finetune.add_argument("--dev", type=Path, help="held-out new recordings: best model, early stopping")
+    finetune.add_argument("--test", action="append", metavar="NAME=MANIFEST",
+                          help="a test set for the before/after table (repeatable); default: --dev")
+    finetune.add_argument("--freeze", default="", help="layers kept fixed: names, 'encoder' or 'encoder:N'")
+    finetune.add_argument("--lr", type=float, default=3e-4, help="peak learning rate")
+    finetune.add_argument("--epochs", type=int, default=10)
+    finetune.add_argument("--steps", type=int, default=0, help="optimizer steps in all (default: epochs x data)")
+    finetune.add_argument("--batch-size", type=int, default=8)
+    finetune.add_argument("--vocabulary", type=Path, help="a new vocabulary JSON (shared characters keep their rows)")
+    finetune.add_argument("--replay", type=Path, help="old training manifest mixed in against forgetting")
+    finetune.add_argument("--replay-ratio", type=float, default=0.0, help="old utterances per new one")
+    finetune.add_argument("--early-stopping", type=int, default=0, help="patience in epochs on dev WER; 0 = off")
+    finetune.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="any other run setting")
+    finetune.set_defaults(run=cmd_finetune)
     return parser
 
 

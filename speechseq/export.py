@@ -280,6 +280,13 @@ def model_card(trained: Trained, name: str, version: int, extra: dict | None = N
         "metrics": _metrics(trained.folder),
         "license": "unspecified: set it with --card",
     }
+    if settings["train"].get("init_from"):
+        card["fine_tuned"] = {
+            "from": settings["train"]["init_from"],
+            "on": settings["data"]["train"],
+            "frozen": settings["train"].get("freeze", ""),
+            "before_and_after": _json_file(trained.folder / "report.json"),
+        }
     return card | (extra or {})
 
 
@@ -295,8 +302,11 @@ def _training_data(trained: Trained) -> dict:
 
 
 def _metrics(folder: Path) -> dict:
-    results = folder / "results.json"
-    return json.loads(results.read_text()) if results.exists() else {}
+    return _json_file(folder / "results.json")
+
+
+def _json_file(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def write_version(
@@ -345,10 +355,9 @@ def _write_assets(trained: Trained, folder: Path, name: str, version: int, card:
     (assets / "model_card.json").write_text(
         json.dumps(model_card(trained, name, version, card), indent=2) + "\n"
     )
-    if (trained.folder / "results.json").exists():
-        shutil.copyfile(trained.folder / "results.json", assets / "results.json")
-    if (trained.folder / "audit.json").exists():
-        shutil.copyfile(trained.folder / "audit.json", assets / "audit.json")
+    for kept in ("results.json", "audit.json", "report.json"):  # so re-exports keep the card's figures
+        if (trained.folder / kept).exists():
+            shutil.copyfile(trained.folder / kept, assets / kept)
     shutil.copyfile(trained.keras_path, extra / "model.keras")
 
 

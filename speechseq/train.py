@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,8 @@ class TrainConfig:
     class_weights: str = ""  # frames task: "balanced" or "" (all 1)
     distribution: str = "auto"  # "auto", "one" (default device), "mirrored" (local devices), "multiworker"
     seed: int = 0  # weights, shuffling and augmentation
+    init_from: str = ""  # fine-tuning: start from this run, .keras file or export (see `finetune`)
+    freeze: str = ""  # fine-tuning: layers kept as they are, e.g. "front,encoder:2" (see `finetune`)
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -217,13 +220,16 @@ def _check_run_directory(run: Run) -> None:
     saved = run.directory / "run.json"
     if saved.exists():
         previous = json.loads(saved.read_text())
-        if previous != json.loads(json.dumps(run.settings())):
-            changed = sorted(
-                f"{section}.{key}"
-                for section, values in run.settings().items()
-                for key, value in values.items()
-                if previous.get(section, {}).get(key) != json.loads(json.dumps(value))
-            )
+        # A setting added to speechseq after the run started counts as its default.
+        default_run = Run(run.directory, DataConfig(), FeatureConfig(), models.EncoderConfig(), TrainConfig())
+        defaults = json.loads(json.dumps(default_run.settings()))
+        changed = sorted(
+            f"{section}.{key}"
+            for section, values in json.loads(json.dumps(run.settings())).items()
+            for key, value in values.items()
+            if previous.get(section, {}).get(key, defaults[section][key]) != value
+        )
+        if changed:
             raise ValueError(
                 f"{run.directory} holds a run with other settings ({', '.join(changed)}); "
                 "re-run with the same settings to resume, or choose a new --out"
@@ -233,11 +239,13 @@ def _check_run_directory(run: Run) -> None:
         write_text(saved, json.dumps(run.settings(), indent=2) + "\n")
 
 
-def fit(run: Run, verbose: int | None = None) -> keras.Model:
+def fit(run: Run, verbose: int | None = None, build_model: Callable | None = None) -> keras.Model:
     """Train (or resume) the run in `run.directory`; returns the final model.
 
     `verbose`: Keras' 1 (progress bar) or 2 (a line per epoch); by default the bar
-    on a terminal and lines otherwise (logs, CI).
+    on a terminal and lines otherwise (logs, CI). `build_model(run, classes)` makes
+    the starting model instead of a freshly initialised one (fine-tuning); it runs
+    inside the distribution strategy's scope, before any saved progress is restored.
     """
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
@@ -276,19 +284,27 @@ def fit(run: Run, verbose: int | None = None) -> keras.Model:
     steps = run.train.steps_per_epoch or min(
         data.batches_per_epoch(train_set, run.features, train_options, workers, w) for w in range(workers)
     )
+    if steps == 0:
+        raise corpora.CorpusError(
+            f"{run.data.train}: {len(train_set)} usable utterances make no full batch of "
+            f"{run.train.batch_size} in any of {run.train.buckets} length buckets: "
+            "lower train.batch_size or train.buckets"
+        )
     context = tf.distribute.InputContext(workers, worker) if workers > 1 else None
     dtype = "mixed_float16" if run.train.mixed_precision else "float32"
 
     with strategy.scope():
         if run.train.task == "ctc":
-            model = models.ctc_model(run.features.feature_dim, classes.size, run.encoder, dtype)
+            model = (build_model(run, classes) if build_model
+                     else models.ctc_model(run.features.feature_dim, classes.size, run.encoder, dtype))
             train_data = ctc_batches(
                 data.ctc_dataset(train_set, classes, run.features, train_options, context),
                 run.encoder.subsampling,
             )
             loss, compiled_metrics = losses.CTCLoss(), []
         else:
-            model = models.frame_model(run.features.feature_dim, classes.size, run.encoder, dtype)
+            model = (build_model(run, classes) if build_model
+                     else models.frame_model(run.features.feature_dim, classes.size, run.encoder, dtype))
             train_data = frame_batches(data.tagging_dataset(train_set, classes, run.features, train_options, context))
             weights = _balanced_weights(train_set, classes) if run.train.class_weights == "balanced" else None
             loss, compiled_metrics = losses.MaskedFrameCrossEntropy(weights), [metrics.MaskedFrameAccuracy()]

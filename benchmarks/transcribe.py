@@ -1,0 +1,111 @@
+"""Transcription speed and memory: `speechseq transcribe` with the shipped model.
+
+    .venv/bin/python benchmarks/transcribe.py [--minutes 10 30 60] [--short-files 500]
+
+Runs the real command in a child process per case and reads the child's wall time
+and peak resident memory (`wait4`'s ru_maxrss): (a) many short files (FSDD clips),
+(b) long files of 10, 30 and 60 minutes joined from connected-digit utterances,
+to show whether memory stays flat as the file grows. Real-time factor = wall
+seconds / audio seconds, start-up (importing TensorFlow, loading the model) included;
+the start-up alone is measured on one short clip and reported beside it.
+Targets on 2 CPU cores: RTF <= 0.02 for (a); RTF <= 0.05 and peak RSS <= 1.5 GB for
+the 60-minute file. Results are appended to benchmarks/RESULTS.md with the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from features import RESULTS, machine  # noqa: E402
+
+from speechseq import audio, corpora  # noqa: E402
+from speechseq.corpora import DigitSequenceOptions  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+FSDD = ROOT.parent / "shared" / "data" / "fsdd"
+MODEL = ROOT / "saved_models" / "digits"
+
+
+def run_command(arguments: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of `speechseq ARGUMENTS` in a child process."""
+    started = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-m", "speechseq", *arguments],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"speechseq {' '.join(arguments[:3])} ... failed")
+    return wall, usage.ru_maxrss / 1024  # Linux reports kilobytes
+
+
+def long_file(folder: Path, minutes: float, utterances: list[corpora.Utterance]) -> Path:
+    """A FLAC file of `minutes`, written piece by piece (the benchmark stays small too)."""
+    path = folder / f"digits-{minutes:g}min.flac"
+    gap = np.zeros(int(0.5 * 16000), np.float32)
+    written = 0
+    with soundfile.SoundFile(path, "w", 16000, 1, format="FLAC") as file:
+        while written < minutes * 60 * 16000:
+            for utterance in utterances:
+                samples = audio.load(utterance.audio)
+                file.write(np.concatenate([samples, gap]))
+                written += samples.size + gap.size
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, nargs="+", default=[10, 30, 60])
+    parser.add_argument("--short-files", type=int, default=500)
+    args = parser.parse_args()
+
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        clips = sorted((FSDD / "recordings").glob("*.wav"))
+        startup, _ = run_command(["transcribe", str(clips[0]), "--model", str(MODEL)])
+        short = clips[:: max(len(clips) // args.short_files, 1)][: args.short_files]
+        seconds = sum(audio.info(c).duration for c in short)
+        wall, rss = run_command(["transcribe", *map(str, short), "--model", str(MODEL), "--out", str(scratch / "out")])
+        rows.append((f"{len(short)} short files (FSDD)", seconds, wall, rss))
+        manifest = corpora.connected_digits(FSDD, scratch / "digits", DigitSequenceOptions(passes=(("test", 1),)))
+        utterances = corpora.read_manifest(manifest["test"])
+        for minutes in args.minutes:
+            path = long_file(scratch, minutes, utterances)
+            seconds = audio.info(path).duration
+            wall, rss = run_command(["transcribe", str(path), "--model", str(MODEL), "--out", str(scratch / "out")])
+            rows.append((f"one {minutes:g}-minute file", seconds, wall, rss))
+            path.unlink()
+
+    lines = [
+        "",
+        f"### Transcription, {datetime.date.today().isoformat()}",
+        "",
+        f"Command: `.venv/bin/python benchmarks/transcribe.py`  \nMachine: {machine()}  \n"
+        f"Model: {MODEL.relative_to(ROOT)} (greedy decoding in the graph, 30 s windows, 4 s overlap, batch 8)  \n"
+        f"Start-up (import, model load, one 0.4 s clip): {startup:.1f} s",
+        "",
+        "| case | audio | wall | real-time factor | peak RSS |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, seconds, wall, rss in rows:
+        lines.append(f"| {name} | {seconds / 60:.1f} min | {wall:.1f} s | {wall / seconds:.4f} | {rss:.0f} MB |")
+        print(lines[-1])
+    with open(RESULTS, "a", encoding="utf-8") as file:
+        file.write("\n".join(lines) + "\n")
+    print(f"appended to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

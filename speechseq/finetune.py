@@ -1,0 +1,213 @@
+"""Fine-tuning: training that starts from a trained model instead of random weights.
+
+It is `train.fit` with three differences, all recorded in the run's settings:
+`train.init_from` (a run directory, `.keras` file or export to start from),
+`train.freeze` (layers kept as they are) and, usually, a lower learning rate. The
+features and the encoder are the source's. A new vocabulary rebuilds the output
+layer and copies the rows of the characters both vocabularies share, so those keep
+what they learnt; new characters start from fresh weights. Re-running the same
+command resumes, as any training does.
+
+Freeze specifications (comma-separated): a layer name (`front`, `encoder_0`,
+`ctc_logits`, ...), `encoder` (every recurrent layer), or `encoder:N` (the first N,
+nearest the input).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+
+from speechseq import corpora, evaluate, export, models, runfile, train
+from speechseq.files import write_text
+from speechseq.text import BLANK_ID, Vocabulary
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneOptions:
+    """A fine-tuning run, as `speechseq finetune` takes it."""
+
+    source: str  # run directory, .keras file or saved_models/NAME[/VERSION]
+    manifest: str  # the new speaker's training utterances
+    dev: str = ""  # the new speaker's validation utterances (best model, early stopping)
+    vocabulary: str = ""  # a new vocabulary JSON; "" = the source's
+    freeze: str = ""  # layers to keep fixed, e.g. "front,encoder:2"
+    learning_rate: float = 3e-4  # peak; about a fifth of a typical from-scratch rate
+    epochs: int = 10
+    steps: int = 0  # optimizer steps in all; 0 = `epochs` passes over the data
+    batch_size: int = 8
+    replay: str = ""  # a manifest of the old training data, mixed in against forgetting
+    replay_ratio: float = 0.0  # old utterances per new one
+    early_stopping: int = 0  # epochs without dev progress before stopping; 0 = never
+    seed: int = 0
+
+
+def resolve_source(source: str | Path) -> Path:
+    """`saved_models/NAME` means its latest version; anything else is used as it is."""
+    path = Path(source)
+    if path.is_dir() and not (path / "run.json").exists() and not (path / "saved_model.pb").exists():
+        return export.resolve_version(path)
+    return path
+
+
+def make_run(options: FinetuneOptions, directory: str | Path, overrides: Sequence[str] = ()) -> train.Run:
+    """The fine-tuning run's settings: the source's features and encoder, the new data."""
+    directory = Path(directory)
+    source_path = resolve_source(options.source)
+    source = export.load_trained(source_path)
+    if source.task != "ctc":
+        raise export.ExportError(f"{options.source}: fine-tuning supports transcription (CTC) models")
+    directory.mkdir(parents=True, exist_ok=True)
+    vocabulary = options.vocabulary
+    if not vocabulary:
+        vocabulary = str(directory / "source_vocabulary.json")
+        if not Path(vocabulary).exists():
+            source.classes.save(vocabulary)
+    settings = [f"features.{key}={_setting(value)}" for key, value in source.features.to_dict().items()]
+    settings += [f"model.{key}={_setting(value)}" for key, value in source.settings["model"].items()]
+    steps_per_epoch = math.ceil(options.steps / options.epochs) if options.steps else 0
+    settings += [
+        f"data.train={_training_manifest(options, directory)}",
+        f"data.dev={options.dev}",
+        f"data.vocabulary={vocabulary}",
+        f"train.init_from={source_path.resolve()}",
+        f"train.freeze={options.freeze}",
+        f"train.learning_rate={options.learning_rate}",
+        f"train.epochs={options.epochs}",
+        f"train.steps_per_epoch={steps_per_epoch}",
+        # Few utterances: one length bucket, and batches no bigger than the data.
+        f"train.batch_size={min(options.batch_size, len(corpora.read_manifest(options.manifest)))}",
+        "train.buckets=1",
+        f"train.early_stopping={options.early_stopping}",
+        f"train.warmup_steps={min(50, max(options.steps // 10, 10)) if options.steps else 20}",
+        f"train.seed={options.seed}",
+    ]
+    return runfile.load(None, settings + list(overrides), directory)
+
+
+def _setting(value) -> str:
+    return "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _training_manifest(options: FinetuneOptions, directory: Path) -> str:
+    """The new utterances, plus `replay_ratio` old ones per new one when asked."""
+    if not options.replay or options.replay_ratio <= 0:
+        return options.manifest
+    new = corpora.read_manifest(options.manifest)
+    old = corpora.read_manifest(options.replay)
+    count = min(len(old), round(len(new) * options.replay_ratio))
+    mixed = new + random.Random(options.seed).sample(old, count)
+    path = directory / "train_with_replay.jsonl"
+    if not path.exists():  # the same run resumes with the same mix
+        corpora.write_manifest(mixed, path)
+    return str(path)
+
+
+def starting_model(run: train.Run, classes: Vocabulary) -> keras.Model:
+    """`train.fit`'s `build_model` for fine-tuning: the source model, re-headed for
+    `classes` if they differ from its vocabulary, with the chosen layers frozen."""
+    source = export.load_trained(run.train.init_from)
+    model = source.model
+    if classes != source.classes:
+        model = with_vocabulary(model, source.classes, classes, run.encoder, run.features.feature_dim)
+    freeze(model, run.train.freeze)
+    return model
+
+
+def with_vocabulary(model: keras.Model, old: Vocabulary, new: Vocabulary, encoder, feature_dim: int) -> keras.Model:
+    """A copy of `model` with an output layer for `new`: every other layer's weights
+    copied, and the output rows of characters in both vocabularies (and the blank)
+    copied from the old output layer."""
+    rebuilt = models.ctc_model(feature_dim, new.size, encoder)
+    for layer in rebuilt.layers:
+        if layer.weights and layer.name != "ctc_logits":
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    kernel, bias = rebuilt.get_layer("ctc_logits").get_weights()
+    old_kernel, old_bias = model.get_layer("ctc_logits").get_weights()
+    for new_id, old_id in shared_ids(old, new):
+        kernel[:, new_id], bias[new_id] = old_kernel[:, old_id], old_bias[old_id]
+    rebuilt.get_layer("ctc_logits").set_weights([kernel, bias])
+    return rebuilt
+
+
+def shared_ids(old: Vocabulary, new: Vocabulary) -> list[tuple[int, int]]:
+    """(new id, old id) of the blank and of every character both vocabularies have."""
+    old_ids = {symbol: index + 1 for index, symbol in enumerate(old.symbols)}
+    pairs = [(BLANK_ID, BLANK_ID)]
+    pairs += [(index + 1, old_ids[symbol]) for index, symbol in enumerate(new.symbols) if symbol in old_ids]
+    return pairs
+
+
+def freeze(model: keras.Model, specification: str) -> list[str]:
+    """Set `trainable = False` on the layers `specification` names; returns their names."""
+    names = [layer.name for layer in model.layers]
+    encoder = [name for name in names if name.startswith("encoder_") and name[8:].isdigit()]
+    chosen: list[str] = []
+    for part in filter(None, (p.strip() for p in specification.split(","))):
+        if part == "encoder":
+            chosen += encoder
+        elif part.startswith("encoder:"):
+            depth = int(part.split(":", 1)[1])
+            if not 0 < depth <= len(encoder):
+                raise ValueError(f"freeze {part!r}: the model has {len(encoder)} encoder layers")
+            chosen += sorted(encoder, key=lambda n: int(n[8:]))[:depth]
+        elif part in names:
+            chosen.append(part)
+        else:
+            raise ValueError(f"freeze {part!r}: no such layer; layers: {', '.join(n for n in names if n)}")
+    for name in chosen:
+        model.get_layer(name).trainable = False
+    return chosen
+
+
+def fit(run: train.Run, verbose: int | None = None) -> keras.Model:
+    """Fine-tune (or resume fine-tuning) `run`, made by `make_run`.
+
+    With a few minutes of data every utterance counts: a manifest with any bad entry
+    is refused, with the audit report, before anything trains.
+    """
+    vocabulary = Vocabulary.load(run.data.vocabulary)
+    for manifest in filter(None, (run.data.train, run.data.dev)):
+        report = corpora.audit(corpora.read_manifest(manifest), vocabulary=vocabulary,
+                               frames_per_second=run.features.frames_per_second,
+                               subsampling=run.encoder.subsampling)
+        if not report.ok:
+            raise corpora.CorpusError(f"{manifest}: fix these entries first, nothing was trained\n{report.format()}")
+    return train.fit(run, verbose=verbose, build_model=starting_model)
+
+
+def before_and_after(source: str | Path, run_directory: str | Path, test_sets: dict[str, str]) -> dict:
+    """WER/CER of the source model and of the fine-tuned one on each named test manifest."""
+    models_compared = {"before": export.load_trained(resolve_source(source)),
+                       "after": export.load_trained(run_directory)}
+    report: dict = {}
+    for name, manifest in test_sets.items():
+        utterances = corpora.read_manifest(manifest)
+        row = {"utterances": len(utterances), "manifest": str(manifest)}
+        for moment, trained in models_compared.items():
+            scores = evaluate.score_ctc(trained.model, utterances, trained.classes, trained.features,
+                                        trained.subsampling)
+            row[moment] = {"wer": round(scores.wer, 4), "cer": round(scores.cer, 4)}
+        report[name] = row
+    write_text(Path(run_directory) / "report.json", json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def format_report(report: dict) -> str:
+    lines = [f"{'test set':<28} {'n':>5} {'WER before':>11} {'WER after':>10} {'CER before':>11} {'CER after':>10}"]
+    for name, row in report.items():
+        lines.append(
+            f"{name:<28} {row['utterances']:>5} {row['before']['wer']:>11.2%} {row['after']['wer']:>10.2%}"
+            f" {row['before']['cer']:>11.2%} {row['after']['cer']:>10.2%}"
+        )
+    return "\n".join(lines)
+
+
+__all__ = ["FinetuneOptions", "before_and_after", "fit", "format_report", "freeze", "make_run",
+           "shared_ids", "starting_model", "with_vocabulary"]

@@ -1,0 +1,116 @@
+"""Fine-tuning the shipped model on a new speaker: start points, freezing, new characters, resume."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from speechseq import cli, corpora, export, finetune, verify
+from speechseq.corpora import DigitSequenceOptions
+from speechseq.text import Vocabulary
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "saved_models" / "digits"
+
+
+@pytest.fixture(scope="module")
+def lucas(fsdd_dir, tmp_path_factory) -> dict[str, Path]:
+    """Connected digits of lucas, the speaker the shipped model never heard: 12 to adapt on, 8 to check."""
+    folder = tmp_path_factory.mktemp("lucas")
+    options = DigitSequenceOptions(passes=(), held_out_speaker="lucas", max_digits=3)
+    held_out = corpora.read_manifest(corpora.connected_digits(fsdd_dir, folder, options)["held_out"])
+    return {"train": corpora.write_manifest(held_out[:12], folder / "train.jsonl"),
+            "dev": corpora.write_manifest(held_out[12:20], folder / "dev.jsonl")}
+
+
+def _options(lucas, **changes) -> finetune.FinetuneOptions:
+    values = dict(source=str(SHIPPED), manifest=str(lucas["train"]), dev=str(lucas["dev"]),
+                  epochs=2, steps=6, batch_size=6)
+    return finetune.FinetuneOptions(**(values | changes))
+
+
+def test_an_export_and_its_keras_file_start_from_the_source_s_transcripts(lucas, tmp_path):
+    version = export.resolve_version(SHIPPED)
+    run_like = tmp_path / "from-keras"  # a .keras file with its run's files beside it
+    shutil.copytree(version / "assets", run_like)
+    shutil.copy(version / "assets.extra" / "model.keras", run_like / "model.keras")
+    files = [str(u.audio) for u in corpora.read_manifest(lucas["dev"])]
+    expected = [r["labels"] for r in verify.export_outputs(version, files)]
+    for source in (SHIPPED, run_like / "model.keras"):
+        run = finetune.make_run(_options(lucas, source=str(source)), tmp_path / f"run-{source.name}")
+        vocabulary = Vocabulary.load(run.data.vocabulary)
+        start = finetune.starting_model(run, vocabulary)
+        trained = export.Trained(start, vocabulary, run.features, run.settings(), Path(), Path())
+        assert [r["labels"] for r in verify.keras_outputs(trained, files)] == expected
+
+
+def test_frozen_layers_stay_bit_identical_and_the_rest_learns(lucas, tmp_path):
+    run = finetune.make_run(_options(lucas, freeze="front,encoder:1"), tmp_path / "run")
+    model = finetune.fit(run, verbose=0)
+    source = export.load_trained(export.resolve_version(SHIPPED)).model
+    for name in ("front", "encoder_0"):
+        for before, after in zip(source.get_layer(name).get_weights(), model.get_layer(name).get_weights()):
+            assert np.array_equal(before, after), name
+    changed = [not np.array_equal(b, a) for b, a in zip(source.get_layer("encoder_1").get_weights(),
+                                                        model.get_layer("encoder_1").get_weights())]
+    assert all(changed)
+    settings = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert settings["train"]["freeze"] == "front,encoder:1" and settings["train"]["init_from"]
+
+
+def test_a_new_character_keeps_the_shared_rows_and_learns_its_own(lucas, tmp_path):
+    source = export.load_trained(export.resolve_version(SHIPPED))
+    bigger = Vocabulary(symbols=source.classes.symbols + ("#",))
+    bigger.save(tmp_path / "bigger.json")
+    marked = [corpora.Utterance(u.audio, u.text + " #", u.speaker, u.duration)
+              for u in corpora.read_manifest(lucas["train"])]
+    manifest = corpora.write_manifest(marked, tmp_path / "marked.jsonl")
+    options = _options(lucas, manifest=str(manifest), dev="", vocabulary=str(tmp_path / "bigger.json"))
+    run = finetune.make_run(options, tmp_path / "run")
+    start = finetune.starting_model(run, bigger)
+    old_kernel, old_bias = source.model.get_layer("ctc_logits").get_weights()
+    kernel, bias = start.get_layer("ctc_logits").get_weights()
+    assert kernel.shape[1] == old_kernel.shape[1] + 1
+    assert np.array_equal(kernel[:, : old_kernel.shape[1]], old_kernel) and np.array_equal(bias[:-1], old_bias)
+    new_row = kernel[:, -1].copy()
+    tuned = finetune.fit(run, verbose=0).get_layer("ctc_logits").get_weights()[0]
+    assert not np.allclose(tuned[:, -1], new_row)
+
+
+def test_a_manifest_with_missing_audio_is_refused_before_training(lucas, tmp_path):
+    entries = corpora.read_manifest(lucas["train"])
+    broken = entries[:4] + [corpora.Utterance(tmp_path / "gone.wav", "one two", "lucas", 1.0)]
+    manifest = corpora.write_manifest(broken, tmp_path / "broken.jsonl")
+    with pytest.raises(corpora.CorpusError, match="gone.wav: file not found"):
+        finetune.fit(finetune.make_run(_options(lucas, manifest=str(manifest)), tmp_path / "run"), verbose=0)
+    assert not (tmp_path / "run" / "backup").exists() and not (tmp_path / "run" / "log.csv").exists()
+
+
+def test_an_interrupted_fine_tune_resumes_and_reports_before_and_after(lucas, tmp_path, capsys):
+    out = tmp_path / "run"
+    command = ["finetune", "--from", str(SHIPPED), "--manifest", str(lucas["train"]), "--dev", str(lucas["dev"]),
+               "--out", str(out), "--epochs", "3", "--steps", "9", "--batch-size", "6"]
+    child = subprocess.Popen([sys.executable, "-m", "speechseq", *command],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not ((out / "log.csv").exists() and len((out / "log.csv").read_text().splitlines()) >= 2):
+        assert child.poll() is None and time.monotonic() < deadline, "no epoch finished"
+        time.sleep(0.2)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert not (out / "model.keras").exists()
+    assert cli.main(command) == 0
+    epochs = [line.split(",")[0] for line in (out / "log.csv").read_text().splitlines()[1:]]
+    assert epochs == ["0", "1", "2"]
+    report = json.loads((out / "report.json").read_text())
+    row = report["new speaker (dev)"]
+    assert row["utterances"] == 8 and row["after"]["wer"] <= row["before"]["wer"]
+    assert "WER before" in capsys.readouterr().out
