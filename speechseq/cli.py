@@ -212,6 +212,40 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_tag(args) -> int:
+    """Tag files with an exported frame model: segments per file; bad files reported."""
+    from speechseq import segments
+    from speechseq.files import write_text
+    from speechseq.tag import Tagger, TaggerOptions
+
+    smoothing = segments.SmoothingOptions(median_frames=args.median, onset=args.onset, offset=args.offset,
+                                          min_segment=args.min_segment, min_gap=args.min_gap)
+    tagger = Tagger(args.model, TaggerOptions(smoothing=smoothing))
+    paths = audio.find_audio(*args.inputs)
+    if not paths:
+        raise ValueError(f"no audio files in {' '.join(args.inputs)}")
+    failures = 0
+    for path, result in zip(paths, tagger.tag_files(paths)):
+        if isinstance(result, audio.AudioError):
+            failures += 1
+            print(f"speechseq tag: error: {result}", file=sys.stderr)
+            continue
+        text = segments.render(result.segments, args.format, str(path), result.duration)
+        extension = "TextGrid" if args.format == "textgrid" else args.format
+        if args.out:
+            write_text(args.out / f"{path.stem}.{extension}", text)
+        else:
+            print(text, end="")
+        if args.plot:
+            from speechseq import plots
+
+            target = args.plot if len(paths) == 1 else args.plot.with_name(f"{path.stem}-{args.plot.name}")
+            plots.tagging(path, result, tagger.features, target)
+    if failures:
+        print(f"speechseq tag: {failures} of {len(paths)} files failed", file=sys.stderr)
+    return 1 if failures else 0
+
+
 def cmd_finetune(args) -> int:
     """Fine-tune a model on new recordings; print and save the before/after table."""
     from speechseq import finetune
@@ -309,6 +343,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--worst", type=int, default=10, help="worst utterances to list")
     evaluate.set_defaults(run=cmd_evaluate)
+
+    tag = commands.add_parser("tag", help="label every frame of audio files with an exported frame model")
+    tag.add_argument("inputs", nargs="+", help="files, folders or glob patterns")
+    tag.add_argument("--model", required=True, help="saved_models/NAME (latest version) or NAME/VERSION")
+    tag.add_argument("--format", choices=["json", "csv", "rttm", "textgrid"], default="json")
+    tag.add_argument("--out", type=Path, help="folder for one <stem>.<format> per input (default: stdout)")
+    tag.add_argument("--median", type=int, default=5, help="median filter over posteriors, in frames")
+    tag.add_argument("--onset", type=float, default=0.5, help="two labels: posterior that starts a segment")
+    tag.add_argument("--offset", type=float, default=0.35, help="two labels: posterior that ends it")
+    tag.add_argument("--min-segment", type=float, default=0.05, help="seconds; shorter segments are dropped")
+    tag.add_argument("--min-gap", type=float, default=0.1, help="seconds; shorter gaps are filled")
+    tag.add_argument("--plot", type=Path, help="PNG: spectrogram, frame posteriors and segments")
+    tag.set_defaults(run=cmd_tag)
 
     finetune = commands.add_parser("finetune", help="adapt a trained model to new recordings")
     finetune.add_argument("--from", dest="source", type=Path, required=True,

@@ -150,3 +150,37 @@ def format_report(values: dict) -> str:
             lines += [f"  {row['audio']} ({row['word_errors']} word errors)",
                       f"    ref: {row['reference']}", f"    hyp: {row['hypothesis']}"]
     return "\n".join(lines)
+
+
+def score_tagging(model, utterances: Sequence[Utterance], collar: float = 0.1) -> dict:
+    """Frame accuracy, per-class F1 and confusion matrix (raw arg-max frames: the model),
+    and segment F1 with a `collar` in seconds (smoothed segments: what `tag` outputs),
+    of an exported tagging model on `utterances` with reference `segments`."""
+    import numpy as np
+
+    from speechseq.tag import Tagger
+
+    tagger = Tagger(model)
+    tags = tagger.tags
+    matrix = np.zeros((tags.size, tags.size), np.int64)
+    hits = segment_count = 0
+    for utterance, result in zip(utterances, tagger.tag_files(u.audio for u in utterances)):
+        if isinstance(result, Exception):
+            raise result
+        reference = data.frame_labels(
+            [s.start for s in utterance.segments], [s.end for s in utterance.segments],
+            [tags.id(s.label) for s in utterance.segments], len(result.probabilities),
+            tagger.features, tags.background_id,
+        ).numpy()
+        matrix += metrics.confusion_matrix(reference, result.probabilities.argmax(axis=1), tags.size)
+        hits += metrics.segment_matches(utterance.segments, result.segments, collar)
+        segment_count += len(utterance.segments) + len(result.segments)
+    f1 = metrics.per_class_f1(matrix)
+    return {
+        "frame_accuracy": float(np.trace(matrix) / max(matrix.sum(), 1)),
+        "per_class_f1": {label: round(float(value), 4) for label, value in zip(tags.labels, f1)},
+        "segment_f1": 2 * hits / segment_count if segment_count else 1.0,
+        "collar_seconds": collar,
+        "confusion": {"labels": list(tags.labels), "rows_reference_columns_hypothesis": matrix.tolist()},
+        "n": len(utterances),
+    }

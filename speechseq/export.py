@@ -358,7 +358,7 @@ def _write_assets(trained: Trained, folder: Path, name: str, version: int, card:
     for kept in ("results.json", "audit.json", "report.json"):  # so re-exports keep the card's figures
         if (trained.folder / kept).exists():
             shutil.copyfile(trained.folder / kept, assets / kept)
-    shutil.copyfile(trained.keras_path, extra / "model.keras")
+    trained.model.save(extra / "model.keras")  # loaded uncompiled: weights without optimizer state
 
 
 def _sync_tree(folder: Path) -> None:

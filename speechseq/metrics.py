@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import jiwer
+import numpy as np
 import keras
 import tensorflow as tf
 
@@ -62,3 +63,39 @@ class TranscriptionMetrics(keras.callbacks.Callback):
             logs["val_wer"] = word_error_rate(references, hypotheses)
             logs["val_cer"] = character_error_rate(references, hypotheses)
 
+
+
+def confusion_matrix(reference: np.ndarray, hypothesis: np.ndarray, classes: int) -> np.ndarray:
+    """[classes, classes] counts: row = reference label, column = hypothesis label."""
+    matrix = np.zeros((classes, classes), np.int64)
+    np.add.at(matrix, (np.asarray(reference, int), np.asarray(hypothesis, int)), 1)
+    return matrix
+
+
+def per_class_f1(matrix: np.ndarray) -> np.ndarray:
+    """F1 of each class from a confusion matrix (0 where a class never occurs nor is guessed)."""
+    true_positive = np.diag(matrix).astype(float)
+    predicted, actual = matrix.sum(axis=0), matrix.sum(axis=1)
+    denominator = predicted + actual
+    return np.where(denominator > 0, 2 * true_positive / np.maximum(denominator, 1), 0.0)
+
+
+def segment_matches(reference, hypothesis, collar: float = 0.1) -> int:
+    """Hypothesis segments that are right: a reference segment of the same label has its
+    onset and its offset both within `collar` seconds of theirs (each matched once)."""
+    unmatched = list(reference)
+    hits = 0
+    for guess in sorted(hypothesis, key=lambda s: s.start):
+        for index, truth in enumerate(unmatched):
+            if (truth.label == guess.label and abs(truth.start - guess.start) <= collar
+                    and abs(truth.end - guess.end) <= collar):
+                hits += 1
+                del unmatched[index]
+                break
+    return hits
+
+
+def segment_f1(reference, hypothesis, collar: float = 0.1) -> float:
+    """Event F1 of one file's segments (see `segment_matches`)."""
+    total = len(reference) + len(hypothesis)
+    return 2 * segment_matches(reference, hypothesis, collar) / total if total else 1.0

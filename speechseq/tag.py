@@ -1,0 +1,133 @@
+"""Tag audio with an exported frame model: a label for every frame, then segments.
+
+    tagger = Tagger("saved_models/voice-activity")
+    result = tagger.tag("meeting.flac")
+    for segment in result.segments: print(segment.start, segment.end, segment.label)
+
+Long audio goes through the model in overlapping windows read one at a time; each
+frame's posterior is taken from the window in whose own part (the window minus half
+the overlap at each inner edge) it lies, so memory stays flat and no frame is seen
+twice. Posteriors are then smoothed into segments (`segments.SmoothingOptions`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from speechseq import audio, segments
+from speechseq.segments import SmoothingOptions, TaggedSegment
+from speechseq.text import TagSet
+
+
+@dataclasses.dataclass(frozen=True)
+class TaggerOptions:
+    window_seconds: float = 30.0  # longest piece of audio the model sees at once
+    overlap_seconds: float = 2.0  # shared by neighbouring windows
+    batch_size: int = 8  # windows per model call
+    smoothing: SmoothingOptions = SmoothingOptions()
+
+
+@dataclasses.dataclass(frozen=True)
+class Tagging:
+    """One file's frame posteriors and the segments made from them."""
+
+    source: str
+    duration: float  # seconds
+    probabilities: np.ndarray  # [frames, labels]
+    frame_ids: np.ndarray  # [frames], smoothed
+    segments: tuple[TaggedSegment, ...]
+    labels: tuple[str, ...]
+    seconds_per_frame: float
+
+
+class Tagger:
+    """An exported frame-tagging model, ready to tag files or waveforms."""
+
+    def __init__(self, model: str | os.PathLike, options: TaggerOptions = TaggerOptions()):
+        import tensorflow as tf
+
+        from speechseq import export
+        from speechseq.features import FeatureConfig
+
+        self.version_dir = export.resolve_version(model)
+        assets = self.version_dir / "assets"
+        if not (assets / "tags.json").exists():
+            raise export.ExportError(f"{self.version_dir} is not a tagging model (no tags.json)")
+        self.tags = TagSet.load(assets / "tags.json")
+        self.features = FeatureConfig.load(assets / "features.json")
+        self.options = options
+        self.seconds_per_frame = self.features.hop_length / self.features.sample_rate
+        self._signature = tf.saved_model.load(str(self.version_dir)).signatures["tag"]
+
+    @property
+    def sample_rate(self) -> int:
+        return self.features.sample_rate
+
+    def tag(self, source: str | os.PathLike | np.ndarray, sample_rate: int | None = None) -> Tagging:
+        """One file, or a mono waveform (give `sample_rate` if not the model's)."""
+        if isinstance(source, np.ndarray):
+            waveform = audio.resample(np.asarray(source, np.float32), sample_rate or self.sample_rate, self.sample_rate)
+            return self._tag_windows("<array>", waveform.size / self.sample_rate, self._array_windows(waveform))
+        path = Path(source)
+        duration = audio.info(path).duration
+        windows = audio.chunks(path, self.options.window_seconds, self.options.overlap_seconds, self.sample_rate)
+        return self._tag_windows(str(path), duration, windows)
+
+    def tag_files(self, paths: Iterable[str | os.PathLike]) -> Iterator[Tagging | audio.AudioError]:
+        """A result per path, in order: a `Tagging`, or the `AudioError` that stopped it."""
+        for path in paths:
+            try:
+                yield self.tag(path)
+            except audio.AudioError as error:
+                yield error
+
+    def _array_windows(self, waveform: np.ndarray):
+        window = int(self.options.window_seconds * self.sample_rate)
+        step = int((self.options.window_seconds - self.options.overlap_seconds) * self.sample_rate)
+        for start in range(0, max(waveform.size, 1), step):
+            yield start / self.sample_rate, waveform[start : start + window]
+            if start + window >= waveform.size:
+                break
+
+    def _tag_windows(self, source: str, duration: float, windows) -> Tagging:
+        pieces: list[np.ndarray] = []
+        batch: list[tuple[float, np.ndarray]] = []
+        half = round(self.options.overlap_seconds / 2 / self.seconds_per_frame)
+        first = True
+        for start, waveform in windows:
+            batch.append((start, waveform))
+            if len(batch) == self.options.batch_size:
+                pieces += self._own_frames(batch, half, first, last=False)
+                batch, first = [], False
+        pieces += self._own_frames(batch, half, first, last=True)
+        probabilities = np.concatenate(pieces) if pieces else np.zeros((0, self.tags.size), np.float32)
+        ids = segments.smooth(probabilities, self.tags.background_id, self.options.smoothing, self.seconds_per_frame)
+        found = segments.tagged_segments(ids, probabilities, self.tags.labels, self.tags.background,
+                                         self.seconds_per_frame)
+        return Tagging(source, duration, probabilities, ids, tuple(found), self.tags.labels, self.seconds_per_frame)
+
+    def _own_frames(self, batch, half: int, first_batch: bool, last: bool) -> list[np.ndarray]:
+        """Each window's posteriors, cut to the frames it owns."""
+        if not batch:
+            return []
+        import tensorflow as tf
+
+        width = max(w.size for _, w in batch)
+        padded = np.stack([np.pad(w, (0, width - w.size)) for _, w in batch])
+        outputs = self._signature(audio=tf.constant(padded), audio_length=tf.constant([w.size for _, w in batch]))
+        probabilities, lengths = outputs["probabilities"].numpy(), outputs["frame_length"].numpy()
+        step = round((self.options.window_seconds - self.options.overlap_seconds) / self.seconds_per_frame)
+        owned = []
+        for index, length in enumerate(lengths):
+            is_first = first_batch and index == 0
+            is_last = last and index == len(batch) - 1
+            begin = 0 if is_first else half
+            # Windows start `step` frames apart: a window owns up to where the next one's part begins.
+            end = int(length) if is_last else min(int(length), step + half)
+            owned.append(probabilities[index, begin:end])
+        return owned
