@@ -188,6 +188,11 @@ def cmd_transcribe(args) -> int:
             progress.write(f"speechseq transcribe: error: {result}", file=sys.stderr)
             continue
         text = writers.render(result, args.format)
+        if args.plot:
+            from speechseq import plots
+
+            target = args.plot if len(paths) == 1 else args.plot.with_name(f"{path.stem}-{args.plot.name}")
+            plots.transcription(path, result, transcriber.features, target)
         if args.out:
             write_text(args.out / f"{path.stem}.{args.format}", text)
         elif args.format == "txt":
@@ -335,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--alpha", type=float, default=0.5, help="language model weight")
     transcribe.add_argument("--beta", type=float, default=1.0, help="word insertion bonus")
     transcribe.add_argument("--hotword", action="append", help="word or phrase to favour (repeatable)")
+    transcribe.add_argument("--plot", type=Path, help="PNG: spectrogram with each word's span")
     transcribe.set_defaults(run=cmd_transcribe)
 
     evaluate = commands.add_parser("evaluate", help="score a model on a manifest: WER, CER, per speaker")

@@ -1,0 +1,164 @@
+"""Frame tagging: labels <-> frames, segment files, smoothing, and a voice-activity model end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from speechseq import audio, cli, corpora, data, evaluate, export, metrics, runfile, scenes, segments, train, verify
+from speechseq.corpora import Segment
+from speechseq.features import FeatureConfig
+from speechseq.segments import SmoothingOptions, TaggedSegment
+from speechseq.tag import Tagger, TaggerOptions
+
+FIXTURES = Path(__file__).parent / "fixtures" / "segments"
+MEETING = [Segment(0.5, 1.75, "speech"), Segment(2.0, 2.4, "speech"), Segment(3.1, 4.0, "music")]
+
+
+@pytest.mark.parametrize("sample_rate,hop_ms", [(16000, 10.0), (16000, 12.5), (8000, 10.0), (22050, 20.0)])
+def test_segments_to_frames_to_segments_is_exact(sample_rate, hop_ms):
+    config = FeatureConfig(sample_rate=sample_rate, hop_ms=hop_ms, n_fft=2048, window_ms=25.0)
+    hop = config.hop_length / sample_rate
+    rng = np.random.default_rng(int(hop_ms))
+    edges = np.sort(rng.choice(np.arange(1, 300), 8, replace=False)) * hop  # on frame centres
+    labels = ["speech", "music", "speech", "noise"]
+    truth = [Segment(float(a), float(b), label) for (a, b), label in zip(edges.reshape(-1, 2), labels)]
+    tags = ["silence", "music", "noise", "speech"]
+    frames = data.frame_labels([s.start for s in truth], [s.end for s in truth], [tags.index(s.label) for s in truth],
+                               320, config, 0).numpy()
+    back = segments.from_frames(frames, tags, hop, background="silence")
+    assert [(round(s.start, 6), round(s.end, 6), s.label) for s in back] == \
+        [(round(s.start, 6), round(s.end, 6), s.label) for s in truth]
+    assert all(frames[int(round(s.start / hop))] == tags.index(s.label) for s in truth)
+    assert all(frames[int(round(s.end / hop))] != tags.index(s.label) or s.end / hop >= 320 for s in truth)
+
+
+def test_segment_files_are_read_in_every_format():
+    assert segments.read(FIXTURES / "meeting.csv") == MEETING
+    assert segments.read(FIXTURES / "meeting.rttm") == MEETING[:2] + [Segment(3.1, 4.0, "music")]
+    assert segments.read(FIXTURES / "meeting.tsv") == MEETING[:2] + [Segment(3.1, 4.5, "music")]
+    assert segments.read(FIXTURES / "meeting.TextGrid") == MEETING[:2] + [Segment(3.1, 4.5, "music")]
+    assert segments.read(FIXTURES / "meeting.TextGrid", tier="events")[0] == MEETING[0]
+
+
+def test_bad_segment_files_are_refused_with_the_place():
+    with pytest.raises(segments.SegmentFileError, match=r"backwards.csv:2: needs 0 <= start < end"):
+        segments.read(FIXTURES / "backwards.csv")
+    with pytest.raises(segments.SegmentFileError, match="no interval tier 'words'; tiers: events"):
+        segments.read(FIXTURES / "meeting.TextGrid", tier="words")
+    with pytest.raises(segments.SegmentFileError, match="unknown segment format"):
+        segments.read(FIXTURES / "meeting.txt")
+
+
+@pytest.mark.parametrize("format,suffix", [("csv", ".csv"), ("rttm", ".rttm"), ("textgrid", ".TextGrid")])
+def test_written_segments_read_back(format, suffix, tmp_path):
+    tagged = [TaggedSegment(0.5, 1.25, "speech", 0.9), TaggedSegment(2.0, 2.75, "speech", 0.8)]
+    path = tmp_path / f"out{suffix}"
+    path.write_text(segments.render(tagged, format, "clip.wav", 3.0))
+    assert segments.read(path) == [Segment(s.start, s.end, s.label) for s in tagged]
+    as_json = json.loads(segments.render(tagged, "json", "clip.wav", 3.0))
+    assert as_json["file"] == "clip.wav" and as_json["segments"][1] == {"start": 2.0, "end": 2.75, "label": "speech",
+                                                                        "confidence": 0.8}
+
+
+def test_smoothing_removes_blips_bridges_gaps_and_uses_hysteresis():
+    speech = np.zeros(100, np.float32)
+    speech[20:60] = 0.9
+    speech[40:43] = 0.4  # a dip above the offset threshold: hysteresis keeps speech on
+    speech[80] = 0.95  # a one-frame blip: the median filter removes it
+    probabilities = np.stack([1 - speech, speech], axis=1)
+    ids = segments.smooth(probabilities, 0, SmoothingOptions(median_frames=3, onset=0.5, offset=0.35,
+                                                             min_segment=0.05, min_gap=0.1), 0.01)
+    assert segments.frames_to_runs(ids) == [(0, 20, 0), (20, 60, 1), (60, 100, 0)]
+    gappy = np.zeros(100, int)
+    gappy[10:30] = gappy[35:60] = 1
+    gappy[90:93] = 1
+    filled = segments.smooth(np.eye(2)[gappy].astype(np.float32), 0,
+                             SmoothingOptions(median_frames=1, min_gap=0.1, min_segment=0.05), 0.01)
+    assert segments.frames_to_runs(filled) == [(0, 10, 0), (10, 60, 1), (60, 100, 0)]
+
+
+def test_tagging_metrics():
+    matrix = metrics.confusion_matrix([0, 0, 1, 1, 1], [0, 1, 1, 1, 0], 2)
+    assert matrix.tolist() == [[1, 1], [1, 2]]
+    assert metrics.per_class_f1(matrix) == pytest.approx([0.5, 2 / 3])
+    reference = [Segment(1.0, 2.0, "speech"), Segment(3.0, 4.0, "speech")]
+    assert metrics.segment_f1(reference, [Segment(1.05, 1.95, "speech"), Segment(3.3, 4.0, "speech")]) == 0.5
+    assert metrics.segment_f1(reference, reference) == 1.0
+
+
+@pytest.fixture(scope="module")
+def voice_activity(fsdd_dir, tmp_path_factory):
+    """A tiny voice-activity model trained on a few scenes, and its export."""
+    folder = tmp_path_factory.mktemp("vad")
+    options = scenes.SceneOptions(seconds=3.0, max_clips=2, scenes_per_speaker=12, snrs=(10.0, 20.0, None))
+    manifest = scenes.build(fsdd_dir, folder, ["jackson", "george"], options, "train")
+    run = runfile.load(None, [
+        f"data.train={manifest}", f"data.dev={manifest}", "train.task=frames", "features.n_mels=40",
+        "model.cell=gru", "model.layers=1", "model.units=32", "model.subsampling=2", "model.conv_channels=32",
+        "model.dropout=0.0", "train.epochs=6", "train.batch_size=8", "train.learning_rate=3e-3",
+        "train.warmup_steps=10", "train.spec_augment=false", "train.buckets=1", "train.early_stopping=0",
+        "train.class_weights=balanced",
+    ], folder / "run")
+    train.fit(run, verbose=0)
+    version = export.write_version(export.load_trained(folder / "run"), folder / "saved_models" / "vad")
+    return {"manifest": manifest, "run": folder / "run", "export": version}
+
+
+def test_a_tiny_voice_activity_model_learns_speech_from_silence_and_noise(voice_activity):
+    utterances = corpora.read_manifest(voice_activity["manifest"])
+    scores = evaluate.score_tagging(voice_activity["export"], utterances)
+    assert scores["frame_accuracy"] >= 0.85, scores
+    assert scores["per_class_f1"]["speech"] >= 0.8
+    assert scores["confusion"]["labels"] == ["silence", "speech"]
+
+
+def test_exported_tag_signature_gives_the_keras_model_s_frames(voice_activity):
+    files = [str(u.audio) for u in corpora.read_manifest(voice_activity["manifest"])[:4]]
+    result = verify.verify(voice_activity["export"], export.load_trained(voice_activity["run"]), files)
+    assert result.ok, result
+
+
+def test_long_audio_is_tagged_in_windows_with_every_frame_once(voice_activity, tmp_path):
+    utterances = corpora.read_manifest(voice_activity["manifest"])[:8]
+    waveform = np.concatenate([audio.load(u.audio) for u in utterances])  # 24 s
+    truth = [Segment(s.start + 3.0 * i, s.end + 3.0 * i, s.label) for i, u in enumerate(utterances) for s in u.segments]
+    whole = Tagger(voice_activity["export"], TaggerOptions(window_seconds=60.0)).tag(waveform)
+    windowed = Tagger(voice_activity["export"], TaggerOptions(window_seconds=5.0, overlap_seconds=1.0)).tag(waveform)
+    assert len(windowed.probabilities) == len(whole.probabilities) == 1 + waveform.size // 160
+    frames = data.frame_labels([s.start for s in truth], [s.end for s in truth], [1] * len(truth),
+                               len(whole.probabilities), FeatureConfig(n_mels=40), 0).numpy()
+    # Each window is normalised on its own, so frames differ a little; accuracy must not suffer.
+    accuracy = {name: np.mean(result.probabilities.argmax(axis=1) == frames)
+                for name, result in (("whole", whole), ("windowed", windowed))}
+    assert accuracy["windowed"] >= accuracy["whole"] - 0.03 and accuracy["windowed"] > 0.8, accuracy
+
+
+def test_tag_cli_writes_each_format_and_reports_bad_files(voice_activity, tmp_path, capsys):
+    good = corpora.read_manifest(voice_activity["manifest"])[0].audio
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF....WAVEfmt nonsense")
+    for format, suffix in [("json", "json"), ("rttm", "rttm"), ("textgrid", "TextGrid"), ("csv", "csv")]:
+        code = cli.main(["tag", str(good), str(broken), "--model", str(voice_activity["export"].parent),
+                         "--format", format, "--out", str(tmp_path / format)])
+        assert code == 1
+        assert f"{broken}: cannot decode audio" in capsys.readouterr().err
+        written = tmp_path / format / f"{good.stem}.{suffix}"
+        if format == "json":
+            assert json.loads(written.read_text())["segments"]
+        else:
+            assert segments.read(written)
+    plot = tmp_path / "vad.png"
+    assert cli.main(["tag", str(good), "--model", str(voice_activity["export"]), "--plot", str(plot)]) == 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
+
+
+def test_transcribe_cli_draws_the_word_alignment(tmp_path):
+    plot = tmp_path / "words.png"
+    samples = Path(__file__).resolve().parents[1] / "samples" / "pin-code.wav"
+    model = Path(__file__).resolve().parents[1] / "saved_models" / "digits"
+    assert cli.main(["transcribe", str(samples), "--model", str(model), "--plot", str(plot)]) == 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
