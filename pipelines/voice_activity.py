@@ -5,9 +5,9 @@
 
 Scenes of 6 s hold 1-3 FSDD clips at random places over white or brown noise at 0,
 5, 10 or 20 dB SNR, or none (`speechseq.scenes`). Training scenes use takes 5-49
-of george, jackson and nicolas (dev: their takes 0-4); the test scenes use the two
-speakers never trained on, lucas and yweweler, once at mixed SNRs and once all at
-10 dB. Trains a per-frame model (re-running resumes), exports it to
+of george, jackson and nicolas (dev: their takes 0-4), plus `--synthetic-voices N`
+eSpeak NG voices reading digit strings; the test scenes use the two speakers never
+trained on, lucas and yweweler, once at mixed SNRs and once all at 10 dB. Trains a per-frame model (re-running resumes), exports it to
 saved_models/voice-activity (with --export) and reports frame accuracy, speech F1
 and segment F1 (onset and offset within 100 ms) to RUN/results.json.
 """
@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import time
 from pathlib import Path
 
-from speechseq import corpora, evaluate, export, runfile, scenes, train
+from speechseq import corpora, evaluate, export, runfile, scenes, synth, train
 from speechseq.files import write_text
+from speechseq.text import DIGIT_WORDS
 
 ROOT = Path(__file__).resolve().parents[1]
 FSDD = ROOT.parent / "shared" / "data" / "fsdd"
@@ -44,19 +46,31 @@ DEFAULTS = [
 ]
 
 
-def corpus(folder: Path) -> dict[str, Path]:
+def synthetic_speakers(count: int, folder: Path) -> dict[str, list[Path]]:
+    """`count` eSpeak NG voices, each reading 30 short digit strings."""
+    strings = [" ".join(random.Random(i).choices(DIGIT_WORDS, k=1 + i % 3)) for i in range(30)]
+    by_speaker: dict[str, list[Path]] = {}
+    for utterance in synth.synthetic_corpus(strings, synth.voices(count, seed=11), folder):
+        by_speaker.setdefault(utterance.speaker, []).append(utterance.audio)
+    return by_speaker
+
+
+def corpus(folder: Path, synthetic_voices: int) -> dict[str, Path]:
     """The scene manifests (built once; same seed, same files)."""
+    folder = folder / f"espeak{synthetic_voices}"
     if (folder / "test_10db.jsonl").exists():
         return {name: folder / f"{name}.jsonl" for name in ("train", "dev", "test", "test_10db")}
+    training = scenes.fsdd_speakers(FSDD, TRAINING_SPEAKERS, range(5, 50))
+    if synthetic_voices:
+        training |= synthetic_speakers(synthetic_voices, folder / "espeak")
+    held_out = scenes.fsdd_speakers(FSDD, TEST_SPEAKERS, range(50))
     return {
-        "train": scenes.build(FSDD, folder, TRAINING_SPEAKERS,
-                              scenes.SceneOptions(scenes_per_speaker=150, takes=range(5, 50), seed=1), "train"),
-        "dev": scenes.build(FSDD, folder, TRAINING_SPEAKERS,
-                            scenes.SceneOptions(scenes_per_speaker=15, takes=range(0, 5), seed=2), "dev"),
-        "test": scenes.build(FSDD, folder, TEST_SPEAKERS,
-                             scenes.SceneOptions(scenes_per_speaker=50, seed=3), "test"),
-        "test_10db": scenes.build(FSDD, folder, TEST_SPEAKERS,
-                                  scenes.SceneOptions(scenes_per_speaker=50, snrs=(10.0,), seed=4), "test_10db"),
+        "train": scenes.build(training, folder, scenes.SceneOptions(scenes_per_speaker=150, seed=1), "train"),
+        "dev": scenes.build(scenes.fsdd_speakers(FSDD, TRAINING_SPEAKERS, range(0, 5)), folder,
+                            scenes.SceneOptions(scenes_per_speaker=15, seed=2), "dev"),
+        "test": scenes.build(held_out, folder, scenes.SceneOptions(scenes_per_speaker=50, seed=3), "test"),
+        "test_10db": scenes.build(held_out, folder, scenes.SceneOptions(scenes_per_speaker=50, snrs=(10.0,), seed=4),
+                                  "test_10db"),
     }
 
 
@@ -65,9 +79,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "voice-activity")
     parser.add_argument("--set", action="append", default=[], help="run setting, e.g. train.epochs=5")
     parser.add_argument("--export", type=Path, help="also export to this saved_models/NAME")
+    parser.add_argument("--card", type=Path, help="JSON merged into the export's model card")
+    parser.add_argument("--synthetic-voices", type=int, default=0, help="eSpeak NG voices added to training")
     args = parser.parse_args()
 
-    manifests = corpus(ROOT / "work" / "voice-activity")
+    manifests = corpus(ROOT / "work" / "voice-activity", args.synthetic_voices)
     settings = DEFAULTS + [f"data.train={manifests['train']}", f"data.dev={manifests['dev']}"] + args.set
     run = runfile.load(None, settings, args.out)
     started = time.perf_counter()
@@ -75,7 +91,8 @@ def main() -> None:
     results = {"training_minutes_this_session": round((time.perf_counter() - started) / 60, 1)}
 
     # Scored through an export: the frames and segments `speechseq tag` gives.
-    exported = export.write_version(export.load_trained(args.out), args.export or args.out / "export")
+    card = json.loads(args.card.read_text()) if args.card else None
+    exported = export.write_version(export.load_trained(args.out), args.export or args.out / "export", card=card)
     for name in ("test", "test_10db"):
         scores = evaluate.score_tagging(exported, corpora.read_manifest(manifests[name]))
         results[name] = {key: scores[key] for key in ("frame_accuracy", "per_class_f1", "segment_f1", "n")}

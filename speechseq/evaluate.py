@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from speechseq import data, decoding, metrics, models
 from speechseq.corpora import Utterance
@@ -43,6 +44,17 @@ def ctc_transcripts(
         hypotheses += decoding.ctc_greedy_texts(log_probs.numpy(), lengths, vocabulary)
         references += [vocabulary.decode(l[:n]) for l, n in zip(labels.numpy(), label_lengths.numpy())]
     return references, hypotheses
+
+
+def frame_predictions(model: keras.Model, dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Reference and arg-max frame ids over the real frames of a `data.tagging_dataset`."""
+    references, predictions = [], []
+    for features, feature_lengths, frame_labels in dataset:
+        probabilities = model(models.model_inputs(features, feature_lengths), training=False)
+        for row, length in enumerate(feature_lengths.numpy()):
+            references.append(frame_labels[row, :length].numpy())
+            predictions.append(np.argmax(probabilities[row, :length], axis=-1))
+    return np.concatenate(references), np.concatenate(predictions)
 
 
 def score_ctc(
@@ -156,8 +168,6 @@ def score_tagging(model, utterances: Sequence[Utterance], collar: float = 0.1) -
     """Frame accuracy, per-class F1 and confusion matrix (raw arg-max frames: the model),
     and segment F1 with a `collar` in seconds (smoothed segments: what `tag` outputs),
     of an exported tagging model on `utterances` with reference `segments`."""
-    import numpy as np
-
     from speechseq.tag import Tagger
 
     tagger = Tagger(model)

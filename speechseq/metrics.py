@@ -65,6 +65,28 @@ class TranscriptionMetrics(keras.callbacks.Callback):
 
 
 
+class TaggingMetrics(keras.callbacks.Callback):
+    """After each epoch, tag the validation set: log `val_f1_<label>` for every label
+    and their mean `val_macro_f1`, and hand the confusion matrix to `on_confusion`.
+
+    `predict(model) -> (reference frame ids, predicted frame ids)` over real frames.
+    """
+
+    def __init__(self, predict: Callable, labels: Sequence[str], on_confusion: Callable[[np.ndarray], None]):
+        super().__init__()
+        self.predict, self.labels, self.on_confusion = predict, list(labels), on_confusion
+
+    def on_epoch_end(self, epoch, logs=None):
+        reference, predicted = self.predict(self.model)
+        matrix = confusion_matrix(reference, predicted, len(self.labels))
+        f1 = per_class_f1(matrix)
+        if logs is not None:
+            for label, value in zip(self.labels, f1):
+                logs[f"val_f1_{label}"] = float(value)
+            logs["val_macro_f1"] = float(f1.mean())
+        self.on_confusion(matrix)
+
+
 def confusion_matrix(reference: np.ndarray, hypothesis: np.ndarray, classes: int) -> np.ndarray:
     """[classes, classes] counts: row = reference label, column = hypothesis label."""
     matrix = np.zeros((classes, classes), np.int64)

@@ -3,7 +3,9 @@
 Each scene is `seconds` long and holds 1 to `max_clips` clips of one speaker at random,
 non-overlapping places, over noise at a signal-to-noise ratio drawn from `snrs` (the
 ratio of the clips' mean power to the noise's). Its `segments` label each clip
-"speech"; the rest of the time is the background ("silence", which may be noise).
+"speech" from its first to its last sound (leading and trailing silence trimmed at
+`trim_db` below the clip's peak); the rest is the background ("silence", maybe noise).
+Clips come from FSDD (`fsdd_speakers`) or from any recordings, synthetic voices included.
 Noise is white or brown (integrated white noise, most of its energy low, like hum and
 rumble), drawn per scene. Same options and seed, same files.
 """
@@ -32,7 +34,7 @@ class SceneOptions:
     max_clips: int = 3  # clips per scene, 1 to this many
     snrs: Sequence[float | None] = (0.0, 5.0, 10.0, 20.0, None)  # dB; None = no noise
     scenes_per_speaker: int = 40
-    takes: Sequence[int] = tuple(range(50))  # which FSDD takes may be used
+    trim_db: float = 35.0  # a clip's speech ends where it stays this far below its peak
     seed: int = 0
 
 
@@ -45,33 +47,45 @@ def _noise(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
     return (brown / (brown.std() + 1e-9)).astype(np.float32)
 
 
+def fsdd_speakers(fsdd_root: str | os.PathLike, speakers: Sequence[str], takes: Sequence[int]) -> dict[str, list[Path]]:
+    """speaker -> their FSDD clips among `takes`."""
+    by_speaker: dict[str, list[Path]] = {speaker: [] for speaker in speakers}
+    for clip in fsdd_clips(fsdd_root):
+        if clip.speaker in by_speaker and clip.take in takes:
+            by_speaker[clip.speaker].append(clip.path)
+    for speaker, paths in by_speaker.items():
+        if not paths:
+            raise ValueError(f"no FSDD clips of speaker {speaker!r} in {fsdd_root}")
+    return by_speaker
+
+
+def _trimmed(path: Path, top_db: float) -> np.ndarray:
+    import librosa
+
+    samples = audio.load(path)
+    _, (start, end) = librosa.effects.trim(samples, top_db=top_db)
+    return samples[start:end]
+
+
 def build(
-    fsdd_root: str | os.PathLike,
+    clips_by_speaker: dict[str, list[Path]],
     out_dir: str | os.PathLike,
-    speakers: Sequence[str],
     options: SceneOptions = SceneOptions(),
     name: str = "scenes",
 ) -> Path:
-    """Write the scenes of `speakers` as 16 kHz WAVs under `out_dir/audio/name/` and
-    their manifest as `out_dir/name.jsonl`."""
+    """Write scenes of each speaker's clips as 16 kHz WAVs under `out_dir/audio/name/`
+    and their manifest as `out_dir/name.jsonl`."""
     out_dir = Path(out_dir)
     rng = np.random.default_rng(options.seed)
     picker = random.Random(options.seed)
     rate = audio.SAMPLE_RATE
-    by_speaker: dict[str, list] = {}
-    for clip in fsdd_clips(fsdd_root):
-        if clip.speaker in speakers and clip.take in options.takes:
-            by_speaker.setdefault(clip.speaker, []).append(clip)
     utterances = []
-    for speaker in speakers:
-        clips = by_speaker.get(speaker, [])
-        if not clips:
-            raise ValueError(f"no FSDD clips of speaker {speaker!r} in {fsdd_root}")
+    for speaker, clips in clips_by_speaker.items():
         for index in range(options.scenes_per_speaker):
             length = int(options.seconds * rate)
             speech = np.zeros(length, np.float32)
             segments = []
-            chosen = [audio.load(c.path) for c in picker.sample(clips, picker.randint(1, options.max_clips))]
+            chosen = [_trimmed(c, options.trim_db) for c in picker.sample(clips, picker.randint(1, options.max_clips))]
             slots = np.sort(rng.choice(np.arange(len(chosen) + 1) / (len(chosen) + 1), len(chosen), replace=False))
             cursor = 0
             for clip, slot in zip(chosen, slots):
@@ -90,7 +104,7 @@ def build(
                 noise *= np.sqrt(np.mean(voiced**2) / 10 ** (snr / 10)) / (noise.std() + 1e-9)
                 mixed = speech + noise
             mixed = mixed / max(1.0, float(np.abs(mixed).max()) / 0.99)  # no clipping
-            path = out_dir / "audio" / name / f"{speaker}_{index:04d}_snr{'clean' if snr is None else int(snr)}.wav"
+            path = out_dir / "audio" / name / speaker / f"{speaker}_{index:04d}_snr{'clean' if snr is None else int(snr)}.wav"
             path.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(path) as temporary:
                 soundfile.write(temporary, mixed, rate, format="WAV", subtype="PCM_16")

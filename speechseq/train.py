@@ -362,7 +362,15 @@ def _callbacks(run: Run, classes, dev_set, options: data.PipelineOptions):
         callbacks.append(metrics.TranscriptionMetrics(transcribe))
         monitor, mode = "val_wer", "min"
     elif dev_set:
-        validation = frame_batches(data.tagging_dataset(dev_set, classes, run.features, options))
+        dev_raw = data.tagging_dataset(dev_set, classes, run.features, options)
+        validation = frame_batches(dev_raw)
+
+        def write_confusion(matrix):
+            values = {"labels": list(classes.labels), "rows_reference_columns_hypothesis": matrix.tolist()}
+            write_text(directory / "confusion.json", json.dumps(values) + "\n")
+
+        callbacks.append(metrics.TaggingMetrics(
+            lambda fitted: evaluate.frame_predictions(fitted, dev_raw), classes.labels, write_confusion))
         monitor, mode = "val_frame_accuracy", "max"
     callbacks += [
         keras.callbacks.TerminateOnNaN(),

@@ -95,7 +95,7 @@ def voice_activity(fsdd_dir, tmp_path_factory):
     """A tiny voice-activity model trained on a few scenes, and its export."""
     folder = tmp_path_factory.mktemp("vad")
     options = scenes.SceneOptions(seconds=3.0, max_clips=2, scenes_per_speaker=12, snrs=(10.0, 20.0, None))
-    manifest = scenes.build(fsdd_dir, folder, ["jackson", "george"], options, "train")
+    manifest = scenes.build(scenes.fsdd_speakers(fsdd_dir, ["jackson", "george"], range(50)), folder, options, "train")
     run = runfile.load(None, [
         f"data.train={manifest}", f"data.dev={manifest}", "train.task=frames", "features.n_mels=40",
         "model.cell=gru", "model.layers=1", "model.units=32", "model.subsampling=2", "model.conv_channels=32",
@@ -114,6 +114,12 @@ def test_a_tiny_voice_activity_model_learns_speech_from_silence_and_noise(voice_
     assert scores["frame_accuracy"] >= 0.85, scores
     assert scores["per_class_f1"]["speech"] >= 0.8
     assert scores["confusion"]["labels"] == ["silence", "speech"]
+    log = (voice_activity["run"] / "log.csv").read_text().splitlines()
+    header, last = log[0].split(","), dict(zip(log[0].split(","), log[-1].split(",")))
+    assert {"val_f1_speech", "val_f1_silence", "val_macro_f1", "val_frame_accuracy"} <= set(header)
+    assert float(last["val_f1_speech"]) >= 0.8
+    confusion = json.loads((voice_activity["run"] / "confusion.json").read_text())
+    assert confusion["labels"] == ["silence", "speech"] and sum(map(sum, confusion["rows_reference_columns_hypothesis"])) > 1000
 
 
 def test_exported_tag_signature_gives_the_keras_model_s_frames(voice_activity):
@@ -162,3 +168,21 @@ def test_transcribe_cli_draws_the_word_alignment(tmp_path):
     model = Path(__file__).resolve().parents[1] / "saved_models" / "digits"
     assert cli.main(["transcribe", str(samples), "--model", str(model), "--plot", str(plot)]) == 0
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_scenes_label_speech_from_first_to_last_sound(fsdd_dir, tmp_path):
+    clips = scenes.fsdd_speakers(fsdd_dir, ["nicolas"], range(3))
+    manifest = scenes.build(clips, tmp_path, scenes.SceneOptions(seconds=4.0, scenes_per_speaker=4, snrs=(None,)))
+    again = scenes.build(clips, tmp_path / "again", scenes.SceneOptions(seconds=4.0, scenes_per_speaker=4, snrs=(None,)))
+    first, second = corpora.read_manifest(manifest), corpora.read_manifest(again)
+    assert [u.segments for u in first] == [u.segments for u in second]  # same seed, same scenes
+    for utterance in first:
+        samples = audio.load(utterance.audio)
+        assert utterance.duration == 4.0 and 1 <= len(utterance.segments) <= 3
+        speech = np.zeros(samples.size, bool)
+        for segment in utterance.segments:
+            inside = samples[int(segment.start * 16000) : int(segment.end * 16000)]
+            assert np.abs(inside[:160]).max() > 0.005 and np.abs(inside[-160:]).max() > 0.005
+            speech[int(segment.start * 16000) : int(segment.end * 16000)] = True
+        # Clean scenes: outside the segments only what trimming left, quieter than trim_db below the peak.
+        assert np.abs(samples[~speech]).max() <= 10 ** (-35 / 20) * np.abs(samples).max() + 1e-4
