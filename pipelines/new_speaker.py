@@ -6,8 +6,8 @@
 The source model was trained without FSDD speaker lucas (pipelines/digits.py). His
 connected-digit utterances are split once: the first 50 are the adaptation pool
 (the first 10, 25 or 50 of them are used), the next 15 the dev set that picks the
-best epoch, the rest the test set. Each fine-tune replays as many utterances of the
-source's own training data as it gets new ones, against forgetting. The table gives
+best epoch, the rest the test set. Each fine-tune replays `--replay-ratio` utterances
+of the source's own training data per new one (default 1), against forgetting. The table gives
 WER/CER on lucas's test utterances and on the old speakers' test takes, before and
 after; it goes to RUNS/new-speaker/results.json.
 """
@@ -32,6 +32,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 25, 50])
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "new-speaker")
     parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--replay-ratio", type=float, default=1.0, help="old training utterances per new one")
+    parser.add_argument("--freeze", default="", help="layers kept fixed, e.g. front,encoder:1")
     args = parser.parse_args()
 
     corpus = ROOT / "work" / "digits-lucas"
@@ -51,7 +53,7 @@ def main() -> None:
         pool = corpora.write_manifest(lucas[:size], split / f"adapt-{size}.jsonl")
         options = finetune.FinetuneOptions(
             source=str(source), manifest=str(pool), dev=str(dev), epochs=args.epochs,
-            replay=replay, replay_ratio=1.0, batch_size=8,
+            replay=replay, replay_ratio=args.replay_ratio, batch_size=8, freeze=args.freeze,
         )
         run = finetune.make_run(options, args.out / f"{size}-utterances")
         finetune.fit(run)

@@ -136,6 +136,22 @@ def decode_wavs(wavs, target_rate: int):
     return waveforms.to_tensor(), tf.cast(waveforms.row_lengths(), tf.int32)
 
 
+def checked_audio(audio, audio_length):
+    """The serving inputs, refused with InvalidArgument when they cannot be right:
+    lengths negative or past the padded audio, or one length per utterance missing."""
+    audio_length = tf.cast(audio_length, tf.int32)
+    checks = [
+        tf.debugging.assert_equal(tf.shape(audio_length)[0], tf.shape(audio)[0],
+                                  message="audio_length needs one length per row of audio"),
+        tf.debugging.assert_non_negative(audio_length, message="audio_length must not be negative"),
+        tf.debugging.assert_less_equal(audio_length, tf.shape(audio)[1],
+                                       message="audio_length is longer than the audio given"),
+        tf.debugging.assert_all_finite(audio, message="audio holds NaN or infinite samples"),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(audio), tf.identity(audio_length)
+
+
 def _audio_specs():
     return [
         tf.TensorSpec([None, None], tf.float32, name="audio"),
@@ -184,7 +200,7 @@ class CTCServing(tf.Module):
         return {"log_probs": log_probs, "output_lengths": models.output_lengths(feature_lengths, self._subsampling)}
 
     def _log_probs_of_audio(self, audio, audio_length):
-        return self._log_probs_of_features(*self.frontend(audio, audio_length))
+        return self._log_probs_of_features(*self.frontend(*checked_audio(audio, audio_length)))
 
     def _transcribe_audio(self, audio, audio_length):
         outputs = self._log_probs_of_audio(audio, audio_length)
@@ -224,7 +240,7 @@ class TaggingServing(tf.Module):
                 "tag_wav": self.tag_wav.get_concrete_function()}
 
     def _tag_audio(self, audio, audio_length):
-        features, frame_lengths = self.frontend(audio, audio_length)
+        features, frame_lengths = self.frontend(*checked_audio(audio, audio_length))
         probabilities = self.model(models.model_inputs(features, frame_lengths), training=False)
         real = tf.sequence_mask(frame_lengths, tf.shape(probabilities)[1])
         ids = tf.where(real, tf.argmax(probabilities, axis=-1, output_type=tf.int32), -1)

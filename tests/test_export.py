@@ -214,3 +214,34 @@ def test_a_killed_export_leaves_no_version_for_tf_serving(tmp_path):
     child.wait()
     assert export.versions(root) == []
     assert not [p for p in root.iterdir() if p.name.isdigit()]
+
+
+def test_inputs_that_cannot_be_right_are_refused_and_the_process_survives(exported):
+    # Run in a child: whatever the graph does with these, this test process must not die.
+    script = f"""
+import numpy as np, tensorflow as tf
+loaded = tf.saved_model.load({str(exported)!r})
+serve, wav = loaded.signatures["serving_default"], loaded.signatures["transcribe_wav"]
+cases = {{
+    "negative length": lambda: serve(audio=tf.zeros([1, 8000]), audio_length=tf.constant([-5])),
+    "length past the audio": lambda: serve(audio=tf.zeros([1, 8000]), audio_length=tf.constant([9000])),
+    "lengths for another batch": lambda: serve(audio=tf.zeros([2, 8000]), audio_length=tf.constant([8000])),
+    "NaN samples": lambda: serve(audio=tf.fill([1, 8000], float("nan")), audio_length=tf.constant([8000])),
+    "bytes that are not WAV": lambda: wav(wav=tf.constant([b"definitely not a wav file"])),
+}}
+for name, call in cases.items():
+    try:
+        call()
+        print(name, "ACCEPTED")
+    except tf.errors.InvalidArgumentError as error:
+        print(name, "REFUSED", " ".join(error.message.split())[:300])
+empty = serve(audio=tf.zeros([1, 0]), audio_length=tf.constant([0]))
+print("empty audio", repr(empty["transcript"].numpy()[0]), int(empty["token_count"][0]))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    refused = [line for line in done.stdout.splitlines() if "REFUSED" in line]
+    assert len(refused) == 5, done.stdout
+    assert any("must not be negative" in line for line in refused)
+    assert any("longer than the audio" in line for line in refused)
+    assert "empty audio b'' 0" in done.stdout
