@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import time
 from pathlib import Path
 
@@ -100,8 +101,6 @@ def main() -> None:
               f"{scores['per_class_f1']['speech']:.3f}, segment F1 {scores['segment_f1']:.3f}")
     write_text(args.out / "results.json", json.dumps(results, indent=2) + "\n")
     if not args.export:
-        import shutil
-
         shutil.rmtree(args.out / "export")
 
 

@@ -176,3 +176,13 @@ def chunks(
                     break
     except (soundfile.LibsndfileError, RuntimeError) as error:
         raise AudioError(path, _soundfile_reason(error)) from None
+
+
+def windows(waveform: np.ndarray, sample_rate: int, seconds: float, overlap: float):
+    """`chunks` for a waveform already in memory: `(start_seconds, piece)` windows."""
+    window = max(int(seconds * sample_rate), 1)
+    step = max(int((seconds - overlap) * sample_rate), 1)
+    for start in range(0, max(waveform.size, 1), step):
+        yield start / sample_rate, waveform[start : start + window]
+        if start + window >= waveform.size:
+            break

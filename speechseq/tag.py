@@ -72,7 +72,8 @@ class Tagger:
         """One file, or a mono waveform (give `sample_rate` if not the model's)."""
         if isinstance(source, np.ndarray):
             waveform = audio.resample(np.asarray(source, np.float32), sample_rate or self.sample_rate, self.sample_rate)
-            return self._tag_windows("<array>", waveform.size / self.sample_rate, self._array_windows(waveform))
+            pieces = audio.windows(waveform, self.sample_rate, self.options.window_seconds, self.options.overlap_seconds)
+            return self._tag_windows("<array>", waveform.size / self.sample_rate, pieces)
         path = Path(source)
         duration = audio.info(path).duration
         windows = audio.chunks(path, self.options.window_seconds, self.options.overlap_seconds, self.sample_rate)
@@ -85,14 +86,6 @@ class Tagger:
                 yield self.tag(path)
             except audio.AudioError as error:
                 yield error
-
-    def _array_windows(self, waveform: np.ndarray):
-        window = int(self.options.window_seconds * self.sample_rate)
-        step = int((self.options.window_seconds - self.options.overlap_seconds) * self.sample_rate)
-        for start in range(0, max(waveform.size, 1), step):
-            yield start / self.sample_rate, waveform[start : start + window]
-            if start + window >= waveform.size:
-                break
 
     def _tag_windows(self, source: str, duration: float, windows) -> Tagging:
         pieces: list[np.ndarray] = []

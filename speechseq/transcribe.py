@@ -46,7 +46,7 @@ class Transcript:
     text: str
     words: tuple[Word, ...]
     duration: float  # seconds of audio
-    source: str  # the file, or "<array>"
+    source: str  # the file, or "<array N>" for the Nth waveform given
     model: str  # the export's model name
     version: int  # and version
 
@@ -117,15 +117,26 @@ class Transcriber:
     def transcribe(self, source: str | os.PathLike | np.ndarray, sample_rate: int | None = None) -> Transcript:
         """One file or waveform (float, mono; give `sample_rate` if not the model's)."""
         if isinstance(source, np.ndarray):
-            waveform = np.asarray(source, np.float32)
-            if waveform.ndim != 1:
-                raise ValueError(f"expected a mono waveform, got shape {waveform.shape}")
-            waveform = audio.resample(waveform, sample_rate or self.sample_rate, self.sample_rate)
-            return next(iter(self._run([("<array>", waveform.size / self.sample_rate, self._array_windows(waveform))])))
+            return next(self.transcribe_arrays([source], sample_rate))
         result = next(iter(self.transcribe_files([source])))
         if isinstance(result, audio.AudioError):
             raise result
         return result
+
+    def transcribe_arrays(self, waveforms: Iterable[np.ndarray], sample_rate: int | None = None) -> Iterator[Transcript]:
+        """Mono float waveforms (at `sample_rate`, default the model's), batched together."""
+
+        def sources():
+            for index, waveform in enumerate(waveforms):
+                waveform = np.asarray(waveform, np.float32)
+                if waveform.ndim != 1:
+                    raise ValueError(f"expected a mono waveform, got shape {waveform.shape}")
+                waveform = audio.resample(waveform, sample_rate or self.sample_rate, self.sample_rate)
+                pieces = audio.windows(waveform, self.sample_rate, self.options.window_seconds,
+                                       self.options.overlap_seconds)
+                yield f"<array {index}>", waveform.size / self.sample_rate, pieces
+
+        yield from self._run(sources())
 
     def transcribe_files(self, paths: Iterable[str | os.PathLike]) -> Iterator[Transcript | audio.AudioError]:
         """A result per path, in order: a `Transcript`, or the `AudioError` that stopped it."""
@@ -143,14 +154,6 @@ class Transcriber:
         yield from self._run(sources())
 
     # ---- the batching engine ----------------------------------------------------------------
-
-    def _array_windows(self, waveform: np.ndarray):
-        window = int(self.options.window_seconds * self.sample_rate)
-        step = int((self.options.window_seconds - self.options.overlap_seconds) * self.sample_rate)
-        for start in range(0, max(waveform.size, 1), step):
-            yield start / self.sample_rate, waveform[start : start + window]
-            if start + window >= waveform.size:
-                break
 
     def _run(self, sources) -> Iterator[Transcript | audio.AudioError]:
         """Cut every source into windows, transcribe them in batches, stitch, yield in order."""
