@@ -179,6 +179,12 @@ def cmd_transcribe(args) -> int:
     paths = audio.find_audio(*args.inputs)
     if not paths:
         raise ValueError(f"no audio files in {' '.join(args.inputs)}")
+    if args.resume:
+        if not args.out:
+            raise ValueError("--resume needs --out: it skips inputs whose output file exists")
+        done = [p for p in paths if (args.out / f"{p.stem}.{args.format}").exists()]
+        paths = [p for p in paths if p not in set(done)]
+        print(f"speechseq transcribe: resuming: {len(done)} files done already, {len(paths)} to go", file=sys.stderr)
     failures = 0
     progress = tqdm(total=len(paths), unit="file", disable=None if len(paths) > 1 else True, file=sys.stderr)
     for path, result in zip(paths, transcriber.transcribe_files(paths)):
@@ -341,6 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--beta", type=float, default=1.0, help="word insertion bonus")
     transcribe.add_argument("--hotword", action="append", help="word or phrase to favour (repeatable)")
     transcribe.add_argument("--plot", type=Path, help="PNG: spectrogram with each word's span")
+    transcribe.add_argument("--resume", action="store_true",
+                            help="with --out: skip inputs whose output exists (outputs are written whole or not at all)")
     transcribe.set_defaults(run=cmd_transcribe)
 
     evaluate = commands.add_parser("evaluate", help="score a model on a manifest: WER, CER, per speaker")

@@ -189,3 +189,16 @@ def test_evaluate_cli_reports_totals_speakers_and_worst(test_takes, tmp_path, ca
     assert sum(row["n"] for row in values["per_speaker"].values()) == 16
     assert cli.main(["evaluate", "--model", str(SHIPPED), "--manifest", str(manifest)]) == 0
     assert "speaker" in capsys.readouterr().out
+
+
+def test_resume_skips_files_already_written(tmp_path, capsys):
+    clips = [fsdd_clip(d, "george", 3) for d in (1, 2, 3)]
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "1_george_3.txt").write_text("kept as it was\n")
+    code = cli.main(["transcribe", *map(str, clips), "--model", str(SHIPPED), "--out", str(out), "--resume"])
+    assert code == 0
+    assert "1 files done already, 2 to go" in capsys.readouterr().err
+    assert (out / "1_george_3.txt").read_text() == "kept as it was\n"
+    assert (out / "2_george_3.txt").read_text() == "two\n" and (out / "3_george_3.txt").read_text() == "three\n"
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "a temporary file was left behind"
