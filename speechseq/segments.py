@@ -6,7 +6,7 @@ So frames a..b-1 with one label come back as the segment [a * hop, b * hop), and
 segment whose edges lie on frame centres survives segments -> frames -> segments
 exactly.
 
-Formats: CSV/TSV (`start,end,label`, header optional), RTTM (NIST; `SPEAKER` lines,
+Formats: CSV/TSV (`start,end,label`, header optional; other columns ignored), RTTM (NIST; `SPEAKER` lines,
 the label in the speaker field), Praat TextGrid (interval tiers, through praatio) and
 JSON (`{"file", "segments": [{"start", "end", "label", "confidence"}]}`).
 """
@@ -232,8 +232,11 @@ def render(segments: Sequence[TaggedSegment], format: str, file: str, duration: 
                            "segments": [dataclasses.asdict(s) | {"confidence": round(s.confidence, 4)}
                                         for s in segments]}) + "\n"
     if format == "csv":
-        return "start,end,label,confidence\n" + "".join(
-            f"{s.start:.3f},{s.end:.3f},{s.label},{s.confidence:.4f}\n" for s in segments)
+        rows = io.StringIO()
+        writer = csv.writer(rows, lineterminator="\n")
+        writer.writerow(["file", "start", "end", "label", "confidence"])
+        writer.writerows([file, f"{s.start:.3f}", f"{s.end:.3f}", s.label, f"{s.confidence:.4f}"] for s in segments)
+        return rows.getvalue()
     if format == "rttm":
         name = Path(file).stem
         return "".join(
