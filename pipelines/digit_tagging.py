@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import time
 from pathlib import Path
 
-from speechseq import corpora, evaluate, export, runfile, train
+from speechseq import corpora, evaluate, runfile, train
 from speechseq.corpora import DigitSequenceOptions
 from speechseq.files import write_text
 
@@ -58,16 +57,13 @@ def main() -> None:
     train.fit(run)
     results: dict = {"training_minutes_this_session": round((time.perf_counter() - started) / 60, 1)}
 
-    exported = export.write_version(export.load_trained(args.out), args.export or args.out / "export")
-    for name, manifest in [("test takes (training speakers)", "test.jsonl"), ("held-out speaker lucas", "held_out.jsonl")]:
-        scores = evaluate.score_tagging(exported, corpora.read_manifest(corpus / manifest))
+    test_sets = {"test takes (training speakers)": corpora.read_manifest(corpus / "test.jsonl"),
+                 "held-out speaker lucas": corpora.read_manifest(corpus / "held_out.jsonl")}
+    for name, scores in evaluate.score_tagging_export(args.out, test_sets, args.export).items():
         results[name] = scores
         print(f"{name}: frame accuracy {scores['frame_accuracy']:.2%}, segment F1 {scores['segment_f1']:.3f}, "
               f"per-class F1 {json.dumps(scores['per_class_f1'])}")
     write_text(args.out / "results.json", json.dumps(results, indent=2) + "\n")
-    if not args.export:
-        shutil.rmtree(args.out / "export")
-
 
 if __name__ == "__main__":
     main()

@@ -17,11 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import shutil
 import time
 from pathlib import Path
 
-from speechseq import corpora, evaluate, export, runfile, scenes, synth, train
+from speechseq import corpora, evaluate, runfile, scenes, synth, train
 from speechseq.files import write_text
 from speechseq.text import DIGIT_WORDS
 
@@ -93,16 +92,12 @@ def main() -> None:
 
     # Scored through an export: the frames and segments `speechseq tag` gives.
     card = json.loads(args.card.read_text()) if args.card else None
-    exported = export.write_version(export.load_trained(args.out), args.export or args.out / "export", card=card)
-    for name in ("test", "test_10db"):
-        scores = evaluate.score_tagging(exported, corpora.read_manifest(manifests[name]))
+    test_sets = {name: corpora.read_manifest(manifests[name]) for name in ("test", "test_10db")}
+    for name, scores in evaluate.score_tagging_export(args.out, test_sets, args.export, card).items():
         results[name] = {key: scores[key] for key in ("frame_accuracy", "per_class_f1", "segment_f1", "n")}
         print(f"{name}: frame accuracy {scores['frame_accuracy']:.2%}, speech F1 "
               f"{scores['per_class_f1']['speech']:.3f}, segment F1 {scores['segment_f1']:.3f}")
     write_text(args.out / "results.json", json.dumps(results, indent=2) + "\n")
-    if not args.export:
-        shutil.rmtree(args.out / "export")
-
 
 if __name__ == "__main__":
     main()

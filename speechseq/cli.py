@@ -283,6 +283,14 @@ def cmd_finetune(args) -> int:
     return 0
 
 
+def _inputs_model_and_output(command: argparse.ArgumentParser, formats: list[str]) -> None:
+    """The arguments every command that runs an export over audio files takes."""
+    command.add_argument("inputs", nargs="+", help="files, folders or glob patterns")
+    command.add_argument("--model", required=True, help="saved_models/NAME (latest version) or NAME/VERSION")
+    command.add_argument("--format", choices=formats, default=formats[0])
+    command.add_argument("--out", type=Path, help="folder for one <stem>.<format> per input (default: stdout)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="speechseq", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -335,10 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(run=cmd_export)
 
     transcribe = commands.add_parser("transcribe", help="transcribe audio files with an exported model")
-    transcribe.add_argument("inputs", nargs="+", help="files, folders or glob patterns")
-    transcribe.add_argument("--model", required=True, help="saved_models/NAME (latest version) or NAME/VERSION")
-    transcribe.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt")
-    transcribe.add_argument("--out", type=Path, help="folder for one <stem>.<format> per input (default: stdout)")
+    _inputs_model_and_output(transcribe, ["txt", "json", "srt", "vtt"])
     transcribe.add_argument("--words", action="store_true", help="txt on stdout: also print word start times")
     transcribe.add_argument("--batch-size", type=int, default=8, help="audio windows per model call")
     transcribe.add_argument("--beam", type=int, help="beam search with this many beams (default: greedy)")
@@ -359,10 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=cmd_evaluate)
 
     tag = commands.add_parser("tag", help="label every frame of audio files with an exported frame model")
-    tag.add_argument("inputs", nargs="+", help="files, folders or glob patterns")
-    tag.add_argument("--model", required=True, help="saved_models/NAME (latest version) or NAME/VERSION")
-    tag.add_argument("--format", choices=["json", "csv", "rttm", "textgrid"], default="json")
-    tag.add_argument("--out", type=Path, help="folder for one <stem>.<format> per input (default: stdout)")
+    _inputs_model_and_output(tag, ["json", "csv", "rttm", "textgrid"])
     tag.add_argument("--median", type=int, default=5, help="median filter over posteriors, in frames")
     tag.add_argument("--onset", type=float, default=0.5, help="two labels: posterior that starts a segment")
     tag.add_argument("--offset", type=float, default=0.35, help="two labels: posterior that ends it")

@@ -194,3 +194,17 @@ def score_tagging(model, utterances: Sequence[Utterance], collar: float = 0.1) -
         "confusion": {"labels": list(tags.labels), "rows_reference_columns_hypothesis": matrix.tolist()},
         "n": len(utterances),
     }
+
+
+def score_tagging_export(run_directory, test_sets: dict[str, Sequence[Utterance]], export_to=None,
+                         card: dict | None = None) -> dict[str, dict]:
+    """Export a tagging run (to `export_to`, else to a temporary folder) and score it on
+    each named test set as `speechseq tag` runs it: name -> `score_tagging`'s figures."""
+    import tempfile
+
+    from speechseq import export
+
+    trained = export.load_trained(run_directory)
+    with tempfile.TemporaryDirectory() as scratch:
+        version = export.write_version(trained, export_to or Path(scratch) / "model", card=card)
+        return {name: score_tagging(version, utterances) for name, utterances in test_sets.items()}
