@@ -202,3 +202,22 @@ def test_resume_skips_files_already_written(tmp_path, capsys):
     assert (out / "1_george_3.txt").read_text() == "kept as it was\n"
     assert (out / "2_george_3.txt").read_text() == "two\n" and (out / "3_george_3.txt").read_text() == "three\n"
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "a temporary file was left behind"
+
+
+def test_threads_sharing_one_transcriber_get_the_serial_results(transcriber, test_takes):
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = [u.audio for u in test_takes[:24]]
+    serial = [transcriber.transcribe(f).to_dict() for f in files]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        parallel = [r.to_dict() for r in pool.map(transcriber.transcribe, files)]
+    assert parallel == serial
+
+
+def test_folders_that_are_not_transcription_exports_are_refused_clearly(tmp_path):
+    from speechseq.export import ExportError
+
+    with pytest.raises(ExportError, match="no SavedModel and no numbered versions"):
+        Transcriber(tmp_path)
+    with pytest.raises(ExportError, match="not a transcription model"):
+        Transcriber(ROOT / "saved_models" / "voice-activity")
