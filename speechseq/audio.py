@@ -152,11 +152,16 @@ def chunks(
     overlap: float,
     sample_rate: int = SAMPLE_RATE,
 ):
-    """Yield `(start_seconds, waveform)` windows of `seconds` that overlap by `overlap`.
+    """Yield `(start_seconds, waveform, is_last)` windows of `seconds` that overlap by `overlap`.
 
     The file is read one window at a time, so memory stays flat whatever its length.
-    Each window is decoded, mixed to mono and resampled like `load`.
+    Each window is decoded, mixed to mono and resampled like `load`. `is_last` holds
+    even when the header promised more samples than the file has.
     """
+    return _with_last(_file_windows(path, seconds, overlap, sample_rate))
+
+
+def _file_windows(path, seconds: float, overlap: float, sample_rate: int):
     header = info(path)
     window = max(int(seconds * header.sample_rate), 1)
     step = max(int((seconds - overlap) * header.sample_rate), 1)
@@ -179,10 +184,36 @@ def chunks(
 
 
 def windows(waveform: np.ndarray, sample_rate: int, seconds: float, overlap: float):
-    """`chunks` for a waveform already in memory: `(start_seconds, piece)` windows."""
+    """`chunks` for a waveform already in memory: `(start_seconds, piece, is_last)` windows."""
+    return _with_last(_array_windows(waveform, sample_rate, seconds, overlap))
+
+
+def _array_windows(waveform: np.ndarray, sample_rate: int, seconds: float, overlap: float):
     window = max(int(seconds * sample_rate), 1)
     step = max(int((seconds - overlap) * sample_rate), 1)
     for start in range(0, max(waveform.size, 1), step):
         yield start / sample_rate, waveform[start : start + window]
         if start + window >= waveform.size:
             break
+
+
+def _with_last(pieces):
+    """`(start, piece)` -> `(start, piece, is_last)`: knowing a piece is the last takes one more read."""
+    iterator = iter(pieces)
+    try:
+        current = next(iterator)
+    except StopIteration:
+        return
+    for following in iterator:
+        yield (*current, False)
+        current = following
+    yield (*current, True)
+
+
+def pad_batch(waveforms) -> tuple[np.ndarray, np.ndarray]:
+    """Waveforms of any lengths -> one right-padded float32 batch and the int32 lengths."""
+    lengths = np.array([w.size for w in waveforms], np.int32)
+    padded = np.zeros((len(waveforms), max(int(lengths.max(initial=0)), 1)), np.float32)
+    for row, waveform in enumerate(waveforms):
+        padded[row, : waveform.size] = waveform
+    return padded, lengths

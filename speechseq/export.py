@@ -26,6 +26,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -82,19 +83,65 @@ def load_trained(path: str | os.PathLike) -> Trained:
     for needed in ("features.json", "run.json"):
         if not (folder / needed).exists():
             raise ExportError(f"{path}: {folder / needed} is missing: not a speechseq run directory")
-    if (folder / "tags.json").exists():
-        classes: Vocabulary | TagSet = TagSet.load(folder / "tags.json")
-    elif (folder / "vocabulary.json").exists():
-        classes = Vocabulary.load(folder / "vocabulary.json")
-    else:
-        raise ExportError(f"{path}: neither vocabulary.json nor tags.json in {folder}")
     return Trained(
         model=keras.saving.load_model(keras_path, compile=False),  # inference; training recompiles
-        classes=classes,
+        classes=load_classes(folder),
         features=FeatureConfig.load(folder / "features.json"),
         settings=json.loads((folder / "run.json").read_text()),
         keras_path=keras_path,
         folder=folder,
+    )
+
+
+def load_classes(folder: Path) -> Vocabulary | TagSet:
+    """What a model's outputs mean: the `tags.json` or `vocabulary.json` in `folder`."""
+    if (folder / "tags.json").exists():
+        return TagSet.load(folder / "tags.json")
+    if (folder / "vocabulary.json").exists():
+        return Vocabulary.load(folder / "vocabulary.json")
+    raise ExportError(f"neither vocabulary.json nor tags.json in {folder}: not a speechseq model")
+
+
+# ---- a published export, opened for inference ----------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Published:
+    """An export's graph, loaded, with what its inputs and outputs mean."""
+
+    folder: Path  # the version folder
+    classes: Vocabulary | TagSet
+    features: FeatureConfig
+    settings: dict  # the training settings (assets/run.json)
+    loaded: Any  # the loaded SavedModel: it owns the variables its signatures use
+
+    @property
+    def signatures(self):
+        return self.loaded.signatures
+
+    @property
+    def name(self) -> str:
+        return self.folder.parent.name
+
+    @property
+    def version(self) -> int:
+        return int(self.folder.name) if self.folder.name.isdigit() else 0
+
+    @property
+    def task(self) -> str:
+        return "frames" if isinstance(self.classes, TagSet) else "ctc"
+
+
+def open_published(model: str | os.PathLike) -> Published:
+    """`saved_models/NAME` (its latest version) or a version folder, loaded for inference."""
+    folder = resolve_version(model)
+    assets = folder / "assets"
+    return Published(
+        folder=folder,
+        classes=load_classes(assets),
+        features=FeatureConfig.load(assets / "features.json"),
+        settings=json.loads((assets / "run.json").read_text()),
+        loaded=tf.saved_model.load(str(folder)),
     )
 
 
@@ -388,9 +435,12 @@ def _sync_tree(folder: Path) -> None:
 __all__ = [
     "CTCServing",
     "ExportError",
+    "Published",
     "TaggingServing",
     "Trained",
+    "load_classes",
     "load_trained",
+    "open_published",
     "model_card",
     "resolve_version",
     "versions",

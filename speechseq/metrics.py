@@ -1,13 +1,14 @@
-"""Error rates and accuracies: WER/CER (jiwer), masked frame accuracy, and the
-validation callback that puts them in Keras' logs for checkpointing and early stopping."""
+"""Error rates and accuracies: WER/CER (jiwer), masked frame accuracy, per-class and
+segment F1, and the validation callbacks that put them in Keras' logs for checkpointing
+and early stopping."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
 import jiwer
-import numpy as np
 import keras
+import numpy as np
 import tensorflow as tf
 
 from speechseq.losses import PADDING_LABEL
@@ -62,7 +63,6 @@ class TranscriptionMetrics(keras.callbacks.Callback):
         if logs is not None:
             logs["val_wer"] = word_error_rate(references, hypotheses)
             logs["val_cer"] = character_error_rate(references, hypotheses)
-
 
 
 class TaggingMetrics(keras.callbacks.Callback):

@@ -21,7 +21,6 @@ import numpy as np
 
 from speechseq import audio, segments
 from speechseq.segments import SmoothingOptions, TaggedSegment
-from speechseq.text import TagSet
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,20 +48,15 @@ class Tagger:
     """An exported frame-tagging model, ready to tag files or waveforms."""
 
     def __init__(self, model: str | os.PathLike, options: TaggerOptions = TaggerOptions()):
-        import tensorflow as tf
-
         from speechseq import export
-        from speechseq.features import FeatureConfig
 
-        self.version_dir = export.resolve_version(model)
-        assets = self.version_dir / "assets"
-        if not (assets / "tags.json").exists():
-            raise export.ExportError(f"{self.version_dir} is not a tagging model (no tags.json)")
-        self.tags = TagSet.load(assets / "tags.json")
-        self.features = FeatureConfig.load(assets / "features.json")
+        self.published = export.open_published(model)
+        if self.published.task != "frames":
+            raise export.ExportError(f"{self.published.folder} is not a tagging model (no tags.json)")
+        self.tags = self.published.classes
+        self.features = self.published.features
         self.options = options
         self.seconds_per_frame = self.features.hop_length / self.features.sample_rate
-        self._signature = tf.saved_model.load(str(self.version_dir)).signatures["tag"]
 
     @property
     def sample_rate(self) -> int:
@@ -89,30 +83,24 @@ class Tagger:
 
     def _tag_windows(self, source: str, duration: float, windows) -> Tagging:
         pieces: list[np.ndarray] = []
-        batch: list[tuple[float, np.ndarray]] = []
+        batch: list[np.ndarray] = []
         half = round(self.options.overlap_seconds / 2 / self.seconds_per_frame)
         first = True
-        for start, waveform in windows:
-            batch.append((start, waveform))
-            if len(batch) == self.options.batch_size:
-                pieces += self._own_frames(batch, half, first, last=False)
+        for _, waveform, last in windows:
+            batch.append(waveform)
+            if len(batch) == self.options.batch_size or last:
+                pieces += self._own_frames(batch, half, first, last)
                 batch, first = [], False
-        pieces += self._own_frames(batch, half, first, last=True)
         probabilities = np.concatenate(pieces) if pieces else np.zeros((0, self.tags.size), np.float32)
         ids = segments.smooth(probabilities, self.tags.background_id, self.options.smoothing, self.seconds_per_frame)
         found = segments.tagged_segments(ids, probabilities, self.tags.labels, self.tags.background,
                                          self.seconds_per_frame)
         return Tagging(source, duration, probabilities, ids, tuple(found), self.tags.labels, self.seconds_per_frame)
 
-    def _own_frames(self, batch, half: int, first_batch: bool, last: bool) -> list[np.ndarray]:
+    def _own_frames(self, batch: list[np.ndarray], half: int, first_batch: bool, last: bool) -> list[np.ndarray]:
         """Each window's posteriors, cut to the frames it owns."""
-        if not batch:
-            return []
-        import tensorflow as tf
-
-        width = max(w.size for _, w in batch)
-        padded = np.stack([np.pad(w, (0, width - w.size)) for _, w in batch])
-        outputs = self._signature(audio=tf.constant(padded), audio_length=tf.constant([w.size for _, w in batch]))
+        padded, lengths = audio.pad_batch(batch)
+        outputs = self.published.signatures["tag"](audio=padded, audio_length=lengths)
         probabilities, lengths = outputs["probabilities"].numpy(), outputs["frame_length"].numpy()
         step = round((self.options.window_seconds - self.options.overlap_seconds) / self.seconds_per_frame)
         owned = []

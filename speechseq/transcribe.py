@@ -14,7 +14,6 @@ as long as it is shorter than half the overlap.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Iterable, Iterator
 
@@ -22,7 +21,6 @@ import numpy as np
 
 from speechseq import audio, decoding
 from speechseq.decoding import BeamOptions, Word
-from speechseq.text import Vocabulary
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,23 +89,16 @@ class Transcriber:
     """An exported transcription model, ready to turn audio into `Transcript`s."""
 
     def __init__(self, model: str | os.PathLike, options: TranscriberOptions = TranscriberOptions()):
-        import tensorflow as tf
-
         from speechseq import export
-        from speechseq.features import FeatureConfig
 
-        self.version_dir = export.resolve_version(model)
-        assets = self.version_dir / "assets"
-        if not (assets / "vocabulary.json").exists():
-            raise export.ExportError(f"{self.version_dir} is not a transcription model (no vocabulary.json)")
+        self.published = export.open_published(model)
+        if self.published.task != "ctc":
+            raise export.ExportError(f"{self.published.folder} is not a transcription model (no vocabulary.json)")
         self.options = options
-        self.vocabulary = Vocabulary.load(assets / "vocabulary.json")
-        self.features = FeatureConfig.load(assets / "features.json")
-        settings = json.loads((assets / "run.json").read_text())
-        self.seconds_per_frame = settings["model"]["subsampling"] * self.features.hop_length / self.features.sample_rate
-        self.model_name = self.version_dir.parent.name
-        self.version = int(self.version_dir.name) if self.version_dir.name.isdigit() else 0
-        self._loaded = tf.saved_model.load(str(self.version_dir))
+        self.vocabulary = self.published.classes
+        self.features = self.published.features
+        subsampling = self.published.settings["model"]["subsampling"]
+        self.seconds_per_frame = subsampling * self.features.hop_length / self.features.sample_rate
         self._beam = decoding.BeamSearch(self.vocabulary, options.beam) if options.beam else None
 
     @property
@@ -118,7 +109,7 @@ class Transcriber:
         """One file or waveform (float, mono; give `sample_rate` if not the model's)."""
         if isinstance(source, np.ndarray):
             return next(self.transcribe_arrays([source], sample_rate))
-        result = next(iter(self.transcribe_files([source])))
+        result = next(self.transcribe_files([source]))
         if isinstance(result, audio.AudioError):
             raise result
         return result
@@ -173,7 +164,7 @@ class Transcriber:
             item = _Pending(source, duration)
             pending.append(item)
             try:
-                for last, (start, waveform) in _lookahead(windows):
+                for start, waveform, last in windows:
                     batch.append(_Window(item, start, item.sent == 0, last, waveform))
                     item.sent += 1
                     if len(batch) == self.options.batch_size:
@@ -190,13 +181,7 @@ class Transcriber:
         yield from finished()
 
     def _transcribe_batch(self, batch) -> None:
-        import tensorflow as tf
-
-        width = max(max(window.waveform.size for window in batch), 1)
-        padded = np.zeros((len(batch), width), np.float32)
-        for row, window in enumerate(batch):
-            padded[row, : window.waveform.size] = window.waveform
-        lengths = tf.constant([window.waveform.size for window in batch], tf.int32)
+        padded, lengths = audio.pad_batch([window.waveform for window in batch])
         words_per_window = (
             self._beam_words(padded, lengths) if self._beam else self._greedy_words(padded, lengths)
         )
@@ -212,7 +197,7 @@ class Transcriber:
             window.pending.returned += 1
 
     def _greedy_words(self, padded, lengths) -> list[list[Word]]:
-        outputs = self._loaded.signatures["serving_default"](audio=padded, audio_length=lengths)
+        outputs = self.published.signatures["serving_default"](audio=padded, audio_length=lengths)
         tokens = outputs["tokens"].numpy()
         counts = outputs["token_count"].numpy()
         starts, ends = outputs["token_start"].numpy(), outputs["token_end"].numpy()
@@ -223,7 +208,7 @@ class Transcriber:
         ]
 
     def _beam_words(self, padded, lengths) -> list[list[Word]]:
-        outputs = self._loaded.signatures["audio_log_probs"](audio=padded, audio_length=lengths)
+        outputs = self.published.signatures["audio_log_probs"](audio=padded, audio_length=lengths)
         log_probs, frames = outputs["log_probs"].numpy(), outputs["output_lengths"].numpy()
         return [self._beam.words(log_probs[i, :n], self.seconds_per_frame) for i, n in enumerate(frames)]
 
@@ -234,20 +219,7 @@ class Transcriber:
             words=words,
             duration=item.duration,
             source=item.source,
-            model=self.model_name,
-            version=self.version,
+            model=self.published.name,
+            version=self.published.version,
         )
-
-
-def _lookahead(windows) -> Iterator[tuple[bool, tuple[float, np.ndarray]]]:
-    """(is_last, window) for each window: whether a window is the last needs one more read."""
-    iterator = iter(windows)
-    try:
-        current = next(iterator)
-    except StopIteration:
-        return
-    for following in iterator:
-        yield False, current
-        current = following
-    yield True, current
 

@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -38,17 +37,15 @@ def export_outputs(version_dir: str | os.PathLike, files: Sequence[str]) -> list
     """Run the export on each file: its scores (log-probs or tag probabilities) and labels."""
     import tensorflow as tf
 
-    from speechseq import audio
-    from speechseq.features import FeatureConfig
+    from speechseq import audio, export
 
-    version_dir = Path(version_dir)
-    loaded = tf.saved_model.load(str(version_dir))
-    config = FeatureConfig.load(version_dir / "assets" / "features.json")
+    published = export.open_published(version_dir)
+    loaded = published.loaded
     results = []
     for path in files:
-        waveform = audio.load(path, config.sample_rate)
+        waveform = audio.load(path, published.features.sample_rate)
         inputs = {"audio": tf.constant(waveform[np.newaxis]), "audio_length": tf.constant([waveform.size])}
-        if "transcribe_wav" in loaded.signatures:
+        if published.task == "ctc":
             outputs = loaded.signatures["audio_log_probs"](**inputs)
             length = int(outputs["output_lengths"][0])
             scores = outputs["log_probs"][0, :length].numpy()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -135,6 +136,14 @@ def test_long_audio_is_tagged_in_windows_with_every_frame_once(voice_activity, t
     whole = Tagger(voice_activity["export"], TaggerOptions(window_seconds=60.0)).tag(waveform)
     windowed = Tagger(voice_activity["export"], TaggerOptions(window_seconds=5.0, overlap_seconds=1.0)).tag(waveform)
     assert len(windowed.probabilities) == len(whole.probabilities) == 1 + waveform.size // 160
+    # 24.8 s: six windows, the last 4.8 s long. In batches of three it ends a full batch
+    # and must still count as the last window, or its last frames are lost.
+    longer = np.concatenate([waveform, np.zeros(int(0.8 * 16000), np.float32)])
+    options = TaggerOptions(window_seconds=5.0, overlap_seconds=1.0)
+    in_eights = Tagger(voice_activity["export"], options).tag(longer)
+    in_threes = Tagger(voice_activity["export"], dataclasses.replace(options, batch_size=3)).tag(longer)
+    assert len(in_threes.probabilities) == len(in_eights.probabilities) == 1 + longer.size // 160
+    assert np.array_equal(in_threes.probabilities, in_eights.probabilities)
     frames = data.frame_labels([s.start for s in truth], [s.end for s in truth], [1] * len(truth),
                                len(whole.probabilities), FeatureConfig(n_mels=40), 0).numpy()
     # Each window is normalised on its own, so frames differ a little; accuracy must not suffer.
