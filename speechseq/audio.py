@@ -16,6 +16,8 @@ import soxr
 
 SAMPLE_RATE = 16_000  # Hz: the rate every model in speechseq works at by default
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")  # what `find_audio` picks up
+MIN_SAMPLE_RATE = 4_000  # Hz: below this a header is broken (no speech band survives)
+MAX_SAMPLE_RATE = 768_000  # Hz: the fastest real converters; above it a header is broken
 
 
 class AudioError(ValueError):
@@ -52,6 +54,8 @@ def _check_is_readable_file(path: Path) -> None:
         raise AudioError(path, "file not found") from None
     except OSError as error:  # a symlink loop, a name too long, ...
         raise AudioError(path, f"cannot open: {error.strerror or error}") from None
+    if not path.is_file():  # a named pipe or a device would block or never end
+        raise AudioError(path, "not a regular file")
     if size == 0:
         raise AudioError(path, "empty file (0 bytes)")
     if not os.access(path, os.R_OK):
@@ -75,8 +79,7 @@ def info(path: str | os.PathLike) -> AudioInfo:
         raise AudioError(path, _soundfile_reason(error)) from None
     except OSError as error:
         raise AudioError(path, f"cannot open: {error.strerror or error}") from None
-    if header.samplerate <= 0:
-        raise AudioError(path, f"invalid sample rate {header.samplerate} Hz in header")
+    _check_sample_rate(path, header.samplerate)
     if header.channels <= 0:
         raise AudioError(path, f"invalid channel count {header.channels} in header")
     if header.frames <= 0:
@@ -88,6 +91,11 @@ def info(path: str | os.PathLike) -> AudioInfo:
         frames=int(header.frames),
         format=str(header.format),
     )
+
+
+def _check_sample_rate(path, rate: int) -> None:
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise AudioError(path, f"implausible sample rate {rate} Hz in header")
 
 
 def resample(waveform: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
@@ -102,10 +110,12 @@ def load(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
 
     Raises `AudioError` naming the file for anything that is not usable audio.
     """
+    # A few system calls first: a named pipe would block the decoder for good.
+    _check_is_readable_file(Path(path))
     try:
         samples, file_rate = soundfile.read(os.fspath(path), dtype="float32", always_2d=True)
     except Exception:  # noqa: BLE001 - the checks below name the real problem
-        # The hot path skips these checks; on failure they say what is wrong.
+        # The hot path skips the header checks; on failure they say what is wrong.
         info(path)
         try:
             samples, file_rate = soundfile.read(os.fspath(path), dtype="float32", always_2d=True)
@@ -115,8 +125,14 @@ def load(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
             raise AudioError(path, f"cannot read samples: {error}") from None
     if samples.shape[0] == 0:
         raise AudioError(path, "no audio samples (0 frames)")
+    _check_sample_rate(path, file_rate)
     if not np.isfinite(samples).all():
         raise AudioError(path, "contains NaN or infinite samples")
+    return _mono_at_rate(path, samples, file_rate, sample_rate)
+
+
+def _mono_at_rate(path, samples: np.ndarray, file_rate: int, sample_rate: int) -> np.ndarray:
+    """(frames, channels) samples -> the mono waveform at `sample_rate`, clipped to [-1, 1]."""
     mono = samples.mean(axis=1, dtype=np.float32) if samples.shape[1] > 1 else samples[:, 0]
     waveform = resample(np.ascontiguousarray(mono), file_rate, sample_rate)
     if waveform.size == 0:
@@ -173,10 +189,9 @@ def _file_windows(path, seconds: float, overlap: float, sample_rate: int):
                 if samples.shape[0] == 0:
                     break
                 if not np.isfinite(samples).all():
-                    raise AudioError(path, f"contains NaN or infinite samples after {start / header.sample_rate:.1f} s")
-                mono = samples.mean(axis=1, dtype=np.float32) if samples.shape[1] > 1 else samples[:, 0]
-                waveform = resample(np.ascontiguousarray(mono), header.sample_rate, sample_rate)
-                yield start / header.sample_rate, np.clip(waveform, -1.0, 1.0, out=waveform)
+                    seconds = start / header.sample_rate
+                    raise AudioError(path, f"contains NaN or infinite samples (in the window from {seconds:.1f} s)")
+                yield start / header.sample_rate, _mono_at_rate(path, samples, header.sample_rate, sample_rate)
                 if start + window >= header.frames:
                     break
     except (soundfile.LibsndfileError, RuntimeError) as error:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
+import math
 import os
 import random
 import re
@@ -25,8 +27,6 @@ from speechseq import audio
 from speechseq.files import atomic_path, write_text
 from speechseq.text import DIGIT_WORDS, OutOfVocabularyError, Vocabulary
 
-MIN_SAMPLE_RATE = 4_000  # Hz: below this a file is not speech we can use
-MAX_SAMPLE_RATE = 192_000  # Hz: above this the header is almost surely wrong
 DURATION_TOLERANCE = 0.1  # seconds a manifest's duration may differ from the file's
 
 
@@ -69,9 +69,22 @@ def _parse_segment(value, where: str) -> Segment:
         segment = Segment(float(value["start"]), float(value["end"]), str(value["label"]))
     except (TypeError, KeyError, ValueError):
         raise CorpusError(f"{where}: a segment needs numeric start, end and a label") from None
-    if not 0 <= segment.start < segment.end:
-        raise CorpusError(f"{where}: segment {segment.start}-{segment.end} s is empty or negative")
+    if not 0 <= segment.start < segment.end < math.inf:
+        raise CorpusError(f"{where}: segment {segment.start}-{segment.end} s is empty, negative or endless")
     return segment
+
+
+def _positive_seconds(value, where: str) -> float | None:
+    """A manifest's duration: absent, or a finite number of seconds above zero."""
+    if value is None or value == "":
+        return None
+    try:
+        seconds = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        raise CorpusError(f"{where}: 'duration' must be a positive number of seconds, got {value!r}")
+    return seconds
 
 
 def _parse_entry(line: str, folder: Path, where: str) -> Utterance:
@@ -81,9 +94,9 @@ def _parse_entry(line: str, folder: Path, where: str) -> Utterance:
         raise CorpusError(f"{where}: not valid JSON ({error.msg})") from None
     if not isinstance(entry, dict) or not isinstance(entry.get("audio"), str):
         raise CorpusError(f"{where}: each line must be an object with an 'audio' path")
-    duration = entry.get("duration")
-    if duration is not None and not (isinstance(duration, (int, float)) and duration > 0):
-        raise CorpusError(f"{where}: 'duration' must be a positive number, got {duration!r}")
+    if isinstance(entry.get("duration"), str):
+        raise CorpusError(f"{where}: 'duration' must be a number, got {entry['duration']!r}")
+    duration = _positive_seconds(entry.get("duration"), where)
     text = entry.get("text", "")
     if not isinstance(text, str):
         raise CorpusError(f"{where}: 'text' must be a string")
@@ -94,23 +107,66 @@ def _parse_entry(line: str, folder: Path, where: str) -> Utterance:
         audio=(folder / entry["audio"]).absolute(),
         text=text,
         speaker=str(entry.get("speaker", "unknown")),
-        duration=None if duration is None else float(duration),
+        duration=duration,
         segments=tuple(_parse_segment(s, where) for s in segments),
     )
 
 
+# CSV/TSV manifest columns, by the names common tools give them (DeepSpeech, Common Voice).
+TABLE_COLUMNS = {
+    "audio": ("audio", "path", "wav_filename", "file"),
+    "text": ("text", "transcript", "sentence"),
+    "speaker": ("speaker", "client_id"),
+    "duration": ("duration", "seconds"),
+}
+
+
 def read_manifest(path: str | os.PathLike) -> list[Utterance]:
-    """Read a JSON Lines manifest; blank lines are skipped, any bad line is an error."""
+    """Read a manifest: JSON Lines, or CSV/TSV with a header row (by the extension).
+
+    Blank lines are skipped; any bad line is an error naming the file and line.
+    """
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise CorpusError(f"{path}: cannot read manifest ({error})") from None
+    if path.suffix.lower() in (".csv", ".tsv"):
+        return _read_table(text, path, "\t" if path.suffix.lower() == ".tsv" else ",")
+    # JSON Lines ends lines with \n only: `splitlines` would also cut at U+0085 or
+    # U+2028, which JSON strings may hold as they are.
     return [
         _parse_entry(line, path.parent, f"{path}:{number}")
-        for number, line in enumerate(lines, start=1)
+        for number, line in enumerate(text.split("\n"), start=1)
         if line.strip()
     ]
+
+
+def _read_table(text: str, path: Path, delimiter: str) -> list[Utterance]:
+    rows = [(number, row) for number, row in enumerate(csv.reader(io.StringIO(text), delimiter=delimiter), start=1)
+            if any(cell.strip() for cell in row)]
+    if not rows:
+        return []
+    header = [cell.strip().lower() for cell in rows[0][1]]
+    columns = {key: next((header.index(name) for name in names if name in header), None)
+               for key, names in TABLE_COLUMNS.items()}
+    if columns["audio"] is None:
+        raise CorpusError(f"{path}:1: the header names no audio column (one of {', '.join(TABLE_COLUMNS['audio'])})")
+    utterances = []
+    for number, row in rows[1:]:
+        where = f"{path}:{number}"
+        if len(row) != len(header):
+            raise CorpusError(f"{where}: {len(row)} fields, the header has {len(header)}")
+        cell = {key: row[index].strip() for key, index in columns.items() if index is not None}
+        if not cell["audio"]:
+            raise CorpusError(f"{where}: empty audio path")
+        utterances.append(Utterance(
+            audio=(path.parent / cell["audio"]).absolute(),
+            text=" ".join(cell.get("text", "").split()),
+            speaker=cell.get("speaker") or "unknown",
+            duration=_positive_seconds(cell.get("duration"), where),
+        ))
+    return utterances
 
 
 def write_manifest(utterances: Iterable[Utterance], path: str | os.PathLike) -> Path:
@@ -378,16 +434,13 @@ def ctc_frames_needed(ids: Sequence[int]) -> int:
     return len(ids) + sum(1 for a, b in zip(ids, ids[1:]) if a == b)
 
 
-def _check(utterance: Utterance, vocabulary, frames_per_second, subsampling, max_seconds):
+def _check(utterance: Utterance, vocabulary, frames_per_second, subsampling, max_seconds, sample_rate):
     """The reason `utterance` is unusable, or None; also returns its duration."""
     try:
-        header = audio.info(utterance.audio)
-        if not MIN_SAMPLE_RATE <= header.sample_rate <= MAX_SAMPLE_RATE:
-            return f"implausible sample rate {header.sample_rate} Hz", 0.0
-        samples = audio.load(utterance.audio, sample_rate=header.sample_rate)
+        samples = audio.load(utterance.audio, sample_rate=sample_rate)
     except audio.AudioError as error:
         return error.reason, 0.0
-    seconds = samples.size / header.sample_rate
+    seconds = samples.size / sample_rate
     if utterance.duration is not None and abs(utterance.duration - seconds) > DURATION_TOLERANCE:
         return f"manifest says {utterance.duration:.2f} s, the file holds {seconds:.2f} s", seconds
     if max_seconds is not None and seconds > max_seconds:
@@ -420,8 +473,9 @@ def audit(
     frames_per_second: float = 100.0,
     subsampling: int = 1,
     max_seconds: float | None = None,
+    sample_rate: int = audio.SAMPLE_RATE,
 ) -> AuditReport:
-    """Decode every entry and check it for training.
+    """Decode every entry at `sample_rate`, as training will, and check it for training.
 
     Checks the audio (readable, non-empty, finite, plausible sample rate, duration as
     stated) and, when a `vocabulary` is given, the transcript (not empty, no
@@ -430,7 +484,7 @@ def audit(
     """
     good, problems, seconds = [], [], 0.0
     for index, utterance in enumerate(utterances):
-        reason, duration = _check(utterance, vocabulary, frames_per_second, subsampling, max_seconds)
+        reason, duration = _check(utterance, vocabulary, frames_per_second, subsampling, max_seconds, sample_rate)
         if reason is None:
             good.append(utterance)
             seconds += duration

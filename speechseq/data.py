@@ -150,9 +150,21 @@ def bucket_batch_sizes(boundaries: Sequence[int], options: PipelineOptions) -> l
 
 
 def frame_counts(utterances: Sequence[Utterance], config: FeatureConfig) -> list[int]:
-    """Frames each utterance will have, from its manifest duration (or its header)."""
-    seconds = [u.duration if u.duration else audio.info(u.audio).duration for u in utterances]
-    return [int(config.num_frames(int(s * config.sample_rate))) for s in seconds]
+    """Frames each utterance will have, from its manifest duration (or its header).
+
+    A file whose header cannot be read counts as one frame: decoding it fails, and the
+    pipeline logs it by name and drops it, as it does any file that breaks after the audit.
+    """
+    return [int(config.num_frames(int(_seconds(u) * config.sample_rate))) for u in utterances]
+
+
+def _seconds(utterance: Utterance) -> float:
+    if utterance.duration:
+        return utterance.duration
+    try:
+        return audio.info(utterance.audio).duration
+    except audio.AudioError:
+        return 0.0
 
 
 def batches_per_epoch(

@@ -79,7 +79,7 @@ def score_run(directory, utterances: Sequence[Utterance], batch_size: int = 32) 
     settings = json.loads((directory / "run.json").read_text())
     chosen = directory / "best.keras" if (directory / "best.keras").exists() else directory / "model.keras"
     return score_ctc(
-        keras.saving.load_model(chosen, compile=False),
+        models.load_model(chosen, compile=False),
         utterances,
         Vocabulary.load(directory / "vocabulary.json"),
         FeatureConfig.load(directory / "features.json"),

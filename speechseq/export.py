@@ -84,7 +84,7 @@ def load_trained(path: str | os.PathLike) -> Trained:
         if not (folder / needed).exists():
             raise ExportError(f"{path}: {folder / needed} is missing: not a speechseq run directory")
     return Trained(
-        model=keras.saving.load_model(keras_path, compile=False),  # inference; training recompiles
+        model=models.load_model(keras_path, compile=False),  # inference; training recompiles
         classes=load_classes(folder),
         features=FeatureConfig.load(folder / "features.json"),
         settings=json.loads((folder / "run.json").read_text()),
@@ -175,7 +175,11 @@ def decode_wavs(wavs, target_rate: int):
 
     def one(wav):
         samples, rate = tf.audio.decode_wav(wav)
-        return resample_in_graph(tf.reduce_mean(samples, axis=1), rate, target_rate)
+        too_long = tf.debugging.assert_less_equal(
+            tf.cast(tf.shape(samples)[0], tf.int64), tf.cast(rate, tf.int64) * MAX_REQUEST_SECONDS,
+            message=f"a WAV may hold at most {MAX_REQUEST_SECONDS} s: send longer audio in windows")
+        with tf.control_dependencies([too_long]):
+            return resample_in_graph(tf.reduce_mean(samples, axis=1), rate, target_rate)
 
     waveforms = tf.map_fn(
         one, wavs, fn_output_signature=tf.RaggedTensorSpec(shape=[None], dtype=tf.float32, ragged_rank=0)
@@ -183,11 +187,20 @@ def decode_wavs(wavs, target_rate: int):
     return waveforms.to_tensor(), tf.cast(waveforms.row_lengths(), tf.int32)
 
 
-def checked_audio(audio, audio_length):
+# Longest audio one request may carry. Windows of this length keep a request's memory
+# and time bounded; `speechseq transcribe` sends long files in 30 s windows.
+MAX_REQUEST_SECONDS = 600
+
+
+def checked_audio(audio, audio_length, sample_rate: int):
     """The serving inputs, refused with InvalidArgument when they cannot be right:
-    lengths negative or past the padded audio, or one length per utterance missing."""
+    lengths negative or past the padded audio, one length per utterance missing, or
+    rows longer than `MAX_REQUEST_SECONDS` at `sample_rate`."""
     audio_length = tf.cast(audio_length, tf.int32)
     checks = [
+        tf.debugging.assert_less_equal(tf.shape(audio)[1], MAX_REQUEST_SECONDS * sample_rate,
+                                       message=f"audio rows may be at most {MAX_REQUEST_SECONDS} s long: "
+                                               "send longer audio in windows"),
         tf.debugging.assert_equal(tf.shape(audio_length)[0], tf.shape(audio)[0],
                                   message="audio_length needs one length per row of audio"),
         tf.debugging.assert_non_negative(audio_length, message="audio_length must not be negative"),
@@ -197,6 +210,18 @@ def checked_audio(audio, audio_length):
     ]
     with tf.control_dependencies(checks):
         return tf.identity(audio), tf.identity(audio_length)
+
+
+# Loudest sample, as a fraction of full scale, of audio with nothing in it: -80 dBFS,
+# three steps of 16-bit PCM. Normalised per utterance, digital silence looks like
+# average speech to a model, so a transcription model reads no words from it.
+SILENCE_PEAK = 1e-4
+
+
+def is_silent(audio, audio_length):
+    """[batch] bool: rows whose real samples all stay below `SILENCE_PEAK`."""
+    real = tf.sequence_mask(audio_length, tf.shape(audio)[1])
+    return tf.reduce_max(tf.where(real, tf.abs(audio), 0.0), axis=1) < SILENCE_PEAK
 
 
 def _audio_specs():
@@ -247,7 +272,11 @@ class CTCServing(tf.Module):
         return {"log_probs": log_probs, "output_lengths": models.output_lengths(feature_lengths, self._subsampling)}
 
     def _log_probs_of_audio(self, audio, audio_length):
-        return self._log_probs_of_features(*self.frontend(*checked_audio(audio, audio_length)))
+        audio, audio_length = checked_audio(audio, audio_length, self._sample_rate)
+        outputs = self._log_probs_of_features(*self.frontend(audio, audio_length))
+        # Silent rows get no output frames, so every decoder reads nothing from them.
+        outputs["output_lengths"] = tf.where(is_silent(audio, audio_length), 0, outputs["output_lengths"])
+        return outputs
 
     def _transcribe_audio(self, audio, audio_length):
         outputs = self._log_probs_of_audio(audio, audio_length)
@@ -279,6 +308,7 @@ class TaggingServing(tf.Module):
         self.frontend = feature_layer(trained.features, name="frontend")
         self._sample_rate = trained.features.sample_rate
         self._tag_names = tf.constant(list(trained.classes.labels))
+        self._background = tf.one_hot(trained.classes.background_id, len(trained.classes.labels))
         self.tag = tf.function(self._tag_audio, input_signature=_audio_specs())
         self.tag_wav = tf.function(self._tag_wav, input_signature=_WAV_SPEC)
 
@@ -287,8 +317,12 @@ class TaggingServing(tf.Module):
                 "tag_wav": self.tag_wav.get_concrete_function()}
 
     def _tag_audio(self, audio, audio_length):
-        features, frame_lengths = self.frontend(*checked_audio(audio, audio_length))
+        audio, audio_length = checked_audio(audio, audio_length, self._sample_rate)
+        features, frame_lengths = self.frontend(audio, audio_length)
         probabilities = self.model(models.model_inputs(features, frame_lengths), training=False)
+        # Silent rows are all background (see SILENCE_PEAK).
+        silent = is_silent(audio, audio_length)[:, tf.newaxis, tf.newaxis]
+        probabilities = tf.where(silent, tf.cast(self._background, probabilities.dtype), probabilities)
         real = tf.sequence_mask(frame_lengths, tf.shape(probabilities)[1])
         ids = tf.where(real, tf.argmax(probabilities, axis=-1, output_type=tf.int32), -1)
         names = tf.where(real, tf.gather(self._tag_names, tf.maximum(ids, 0)), "")
@@ -402,6 +436,10 @@ def write_version(
         _sync_tree(staging)
         os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp's 0700 would lock out TF Serving's user
         os.rename(staging, target)  # atomic on one filesystem; fails if target appeared meanwhile
+    except (OSError, tf.errors.OpError) as error:  # a full disk, say
+        shutil.rmtree(staging, ignore_errors=True)
+        reason = error.message if isinstance(error, tf.errors.OpError) else error.strerror or error
+        raise ExportError(f"cannot write {target}: {reason}; nothing was published") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -10,6 +10,7 @@ librosa's by up to 50x in power.
 from __future__ import annotations
 
 import dataclasses
+import math
 import json
 from typing import Any
 
@@ -37,6 +38,12 @@ class FeatureConfig:
     normalize: bool = True  # per-utterance mean/variance normalisation of each band
 
     def __post_init__(self):
+        if self.sample_rate <= 0 or self.n_mels < 1 or self.n_fft < 1:
+            raise ValueError("sample_rate, n_mels and n_fft must be positive")
+        if not all(0 < value < math.inf for value in (self.window_ms, self.hop_ms, self.log_floor)):
+            raise ValueError("window_ms, hop_ms and log_floor must be positive numbers")
+        if not 0 <= self.fmin < (self.fmax or self.sample_rate / 2) <= self.sample_rate / 2:
+            raise ValueError(f"need 0 <= fmin < fmax <= sample_rate / 2, got {self.fmin}, {self.fmax}")
         if self.win_length > self.n_fft:
             raise ValueError(
                 f"window of {self.win_length} samples is longer than n_fft={self.n_fft}"

@@ -21,8 +21,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     (Keras saves only to names ending in `.keras`).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
+    except OSError as error:
+        raise _cannot_write(path, error) from None
     os.close(handle)
     try:
         yield Path(temporary)
@@ -30,9 +33,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.fsync(file.fileno())
         os.chmod(temporary, 0o666 & ~current_umask())  # mkstemp's 0600 would hide it from other users
         os.replace(temporary, path)
+    except OSError as error:  # a full disk, say
+        raise _cannot_write(path, error) from None
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+
+
+def _cannot_write(path: Path, error: OSError) -> OSError:
+    """`error` again, naming the file the user asked for rather than a temporary one."""
+    return OSError(error.errno, f"cannot write {path}: {error.strerror or error}")
 
 
 def current_umask() -> int:

@@ -176,7 +176,7 @@ def fit(run: train.Run, verbose: int | None = None) -> keras.Model:
     for manifest in filter(None, (run.data.train, run.data.dev)):
         report = corpora.audit(corpora.read_manifest(manifest), vocabulary=vocabulary,
                                frames_per_second=run.features.frames_per_second,
-                               subsampling=run.encoder.subsampling)
+                               subsampling=run.encoder.subsampling, sample_rate=run.features.sample_rate)
         if not report.ok:
             raise corpora.CorpusError(f"{manifest}: fix these entries first, nothing was trained\n{report.format()}")
     return train.fit(run, verbose=verbose, build_model=starting_model)

@@ -78,6 +78,7 @@ class MaskedFrameCrossEntropy(keras.losses.Loss):
     """
 
     def __init__(self, class_weights=None, name="frame_cross_entropy", **kwargs):
+        kwargs.pop("reduction", None)  # always "sum" (the mean is taken in `call`); saved configs carry it
         super().__init__(name=name, reduction="sum", **kwargs)
         self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
 

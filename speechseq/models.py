@@ -51,8 +51,10 @@ class EncoderConfig:
             raise ValueError("an encoder needs at least one layer of at least one unit")
         if self.conv_kernel % 2 == 0:
             raise ValueError(f"conv_kernel must be odd, got {self.conv_kernel}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not (0 <= self.dropout < 1 and 0 <= self.recurrent_dropout < 1):
+            raise ValueError(f"dropout and recurrent_dropout must be in [0, 1), got {self.dropout}, {self.recurrent_dropout}")
+        if self.conv_channels < 1 or self.conv_kernel < 1:
+            raise ValueError("conv_channels and conv_kernel must be positive")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -252,3 +254,17 @@ def frame_model(feature_dim: int, tag_count: int, config: EncoderConfig, dtype="
     logits = layers.Dense(tag_count, dtype=dtype, name="frame_logits")(encoded)
     probs = layers.Activation("softmax", dtype="float32", name="frame_probs")(logits)
     return keras.Model([features, feature_lengths], probs, name="frames")
+
+
+class ModelFileError(ValueError):
+    """A `.keras` file that cannot be loaded, with the reason."""
+
+
+def load_model(path, compile: bool = True) -> keras.Model:
+    """A `.keras` file, loaded in Keras' safe mode: code stored in it (a Lambda layer's
+    Python function) is refused, not run. Speechseq's own layers are registered classes."""
+    try:
+        return keras.saving.load_model(path, compile=compile, safe_mode=True)
+    except (ValueError, TypeError, OSError) as error:
+        reason = " ".join(str(error).split())[:500]
+        raise ModelFileError(f"{path}: cannot load this Keras model ({reason})") from None

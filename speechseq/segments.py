@@ -17,6 +17,7 @@ import csv
 import dataclasses
 import io
 import json
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -143,13 +144,20 @@ def read(path: str | os.PathLike, tier: str | None = None) -> list[Segment]:
     raise SegmentFileError(f"{path}: unknown segment format (expected .csv, .tsv, .rttm or .TextGrid)")
 
 
+def _text(path: Path) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SegmentFileError(f"{path}: cannot read ({error})") from None
+
+
 def _segment(start, end, label, where: str) -> Segment:
     try:
         start, end = float(start), float(end)
     except ValueError:
         raise SegmentFileError(f"{where}: start and end must be numbers, got {start!r}, {end!r}") from None
-    if not 0 <= start < end:
-        raise SegmentFileError(f"{where}: needs 0 <= start < end, got {start}, {end}")
+    if not 0 <= start < end < math.inf:
+        raise SegmentFileError(f"{where}: needs 0 <= start < end, both finite, got {start}, {end}")
     if not str(label).strip():
         raise SegmentFileError(f"{where}: empty label")
     return Segment(start, end, str(label).strip())
@@ -157,7 +165,7 @@ def _segment(start, end, label, where: str) -> Segment:
 
 def read_table(path: Path, delimiter: str = ",") -> list[Segment]:
     """`start,end,label` rows; a first row that is not numbers is taken as the header."""
-    rows = [row for row in csv.reader(io.StringIO(Path(path).read_text(encoding="utf-8")), delimiter=delimiter)
+    rows = [row for row in csv.reader(io.StringIO(_text(path)), delimiter=delimiter)
             if row and any(cell.strip() for cell in row)]
     if rows and not _is_number(rows[0][0]):
         header = [cell.strip().lower() for cell in rows[0]]
@@ -165,7 +173,7 @@ def read_table(path: Path, delimiter: str = ",") -> list[Segment]:
         if missing:
             raise SegmentFileError(f"{path}: header lacks {', '.join(sorted(missing))}")
         columns = [header.index(name) for name in ("start", "end", "label")]
-        rows = [[row[i] for i in columns] for row in rows[1:]]
+        rows = [[row[i] for i in columns] if len(row) > max(columns) else row for row in rows[1:]]
         first_line = 2
     else:
         first_line = 1
@@ -188,7 +196,7 @@ def _is_number(text: str) -> bool:
 def read_rttm(path: Path) -> list[Segment]:
     """RTTM `SPEAKER <file> <channel> <onset> <duration> <NA> <NA> <label> ...` lines."""
     segments = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(_text(path).splitlines(), start=1):
         fields = line.split()
         if not fields or fields[0].startswith(";"):
             continue

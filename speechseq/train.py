@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -89,6 +90,16 @@ class TrainConfig:
             raise ValueError(f"distribution must be auto, one, mirrored or multiworker, got {self.distribution!r}")
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        if min(self.batch_size, self.epochs, self.buckets) < 1:
+            raise ValueError("batch_size, epochs and buckets must be at least 1")
+        if min(self.steps_per_epoch, self.warmup_steps, self.early_stopping, self.max_batch_frames) < 0:
+            raise ValueError("steps_per_epoch, warmup_steps, early_stopping and max_batch_frames must not be negative")
+        if not 0 < self.learning_rate < math.inf or not 0 < self.final_lr_fraction <= 1:
+            raise ValueError(f"need a positive learning_rate and 0 < final_lr_fraction <= 1, got "
+                             f"{self.learning_rate}, {self.final_lr_fraction}")
+        if not (0 <= self.clipnorm < math.inf and 0 <= self.weight_decay < math.inf):
+            raise ValueError(f"clipnorm and weight_decay must be finite and not negative, got "
+                             f"{self.clipnorm}, {self.weight_decay}")
 
 
 def choose_strategy(distribution: str = "auto") -> tf.distribute.Strategy:
@@ -206,6 +217,7 @@ def _audited(path: str, entries, run: Run, classes, report_name: str, reports: d
         frames_per_second=run.features.frames_per_second,
         subsampling=run.encoder.subsampling,
         max_seconds=run.data.max_seconds or None,
+        sample_rate=run.features.sample_rate,
     )
     for problem in report.problems:
         log.warning("skipping %s entry %d: %s: %s", report_name, problem.index, problem.audio, problem.reason)
@@ -254,7 +266,7 @@ def fit(run: Run, verbose: int | None = None, build_model: Callable | None = Non
     finished = run.directory / "model.keras"
     if finished.exists():
         log.warning("%s is finished already: its model is %s", run.directory, finished)
-        return keras.saving.load_model(finished)
+        return models.load_model(finished)
     keras.utils.set_random_seed(run.train.seed)
     train_entries = corpora.read_manifest(run.data.train)
     classes = _classes(run, train_entries)

@@ -77,6 +77,19 @@ def common_voice_tree(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def ten_digits(tmp_path_factory) -> Path:
+    """A manifest of ten real clips, one per digit, from two speakers."""
+    from speechseq import corpora
+    from speechseq.text import DIGIT_WORDS
+
+    utterances = [
+        corpora.Utterance(fsdd_clip(d, "jackson" if d % 2 else "george", 1), DIGIT_WORDS[d], "x")
+        for d in range(10)
+    ]
+    return corpora.write_manifest(utterances, tmp_path_factory.mktemp("ten") / "ten.jsonl")
+
+
 def write_wav(path: Path, samples: np.ndarray, rate: int, subtype: str = "PCM_16") -> Path:
     soundfile.write(path, samples, rate, subtype=subtype, format="WAV")
     return path

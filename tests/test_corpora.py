@@ -38,7 +38,7 @@ def test_manifest_round_trip_keeps_paths_relative_to_its_folder(tmp_path):
         ("{not json", "not valid JSON"),
         ('{"text": "no audio"}', "'audio' path"),
         ('{"audio": "a.wav", "duration": -1}', "positive number"),
-        ('{"audio": "a.wav", "segments": [{"start": 2, "end": 1, "label": "x"}]}', "empty or negative"),
+        ('{"audio": "a.wav", "segments": [{"start": 2, "end": 1, "label": "x"}]}', "empty, negative or endless"),
         ('{"audio": "a.wav", "segments": [{"start": 0}]}', "numeric start, end and a label"),
         ('{"audio": "a.wav", "text": 5}', "'text' must be a string"),
     ],
@@ -49,6 +49,29 @@ def test_bad_manifest_lines_are_named_by_file_and_line(tmp_path, line, message):
     with pytest.raises(CorpusError, match=message) as caught:
         corpora.read_manifest(path)
     assert str(caught.value).startswith(f"{path}:3: ")
+
+
+def test_csv_and_tsv_manifests_with_common_column_names(tmp_path):
+    sentence = "author of the danger trail philip steels etc"
+    clip = kathleen_clip(sentence)
+    deepspeech = tmp_path / "train.csv"  # DeepSpeech's layout: absolute paths, a size column
+    deepspeech.write_text(f"wav_filename,wav_filesize,transcript\n{clip},{clip.stat().st_size},{sentence}\n")
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "a.flac").symlink_to(clip)
+    ours = tmp_path / "dev.tsv"
+    ours.write_text("audio\ttext\tspeaker\tduration\nclips/a.flac\t  Author of   the danger trail\tkathleen\t3.3\n")
+    [from_csv] = corpora.read_manifest(deepspeech)
+    assert (from_csv.audio, from_csv.text, from_csv.speaker, from_csv.duration) == (clip, sentence, "unknown", None)
+    [from_tsv] = corpora.read_manifest(ours)
+    assert from_tsv.audio == tmp_path / "clips" / "a.flac" and from_tsv.text == "Author of the danger trail"
+    assert from_tsv.speaker == "kathleen" and from_tsv.duration == 3.3
+    assert corpora.audit([from_csv, from_tsv]).ok
+    ours.write_text("audio\ttext\nclips/a.flac\n")
+    with pytest.raises(CorpusError, match=r"dev.tsv:2: 1 fields, the header has 2"):
+        corpora.read_manifest(ours)
+    ours.write_text("file_name\ttext\nclips/a.flac\tx\n")
+    with pytest.raises(CorpusError, match=r"dev.tsv:1: the header names no audio column"):
+        corpora.read_manifest(ours)
 
 
 def test_librispeech_layout(librispeech_tree):

@@ -219,8 +219,11 @@ def test_a_killed_export_leaves_no_version_for_tf_serving(tmp_path):
 def test_inputs_that_cannot_be_right_are_refused_and_the_process_survives(exported):
     # Run in a child: whatever the graph does with these, this test process must not die.
     script = f"""
-import numpy as np, tensorflow as tf
+import io, numpy as np, soundfile, tensorflow as tf
 loaded = tf.saved_model.load({str(exported)!r})
+buffer = io.BytesIO()
+soundfile.write(buffer, np.zeros(30 * 60 * 8000, np.int16), 8000, format="WAV", subtype="PCM_16")
+thirty_minutes_wav = buffer.getvalue()
 serve, wav = loaded.signatures["serving_default"], loaded.signatures["transcribe_wav"]
 cases = {{
     "negative length": lambda: serve(audio=tf.zeros([1, 8000]), audio_length=tf.constant([-5])),
@@ -228,6 +231,8 @@ cases = {{
     "lengths for another batch": lambda: serve(audio=tf.zeros([2, 8000]), audio_length=tf.constant([8000])),
     "NaN samples": lambda: serve(audio=tf.fill([1, 8000], float("nan")), audio_length=tf.constant([8000])),
     "bytes that are not WAV": lambda: wav(wav=tf.constant([b"definitely not a wav file"])),
+    "a 30-minute clip": lambda: serve(audio=tf.zeros([1, 30 * 60 * 16000]), audio_length=tf.constant([30 * 60 * 16000])),
+    "a 30-minute WAV": lambda: wav(wav=tf.constant([thirty_minutes_wav])),
 }}
 for name, call in cases.items():
     try:
@@ -241,7 +246,25 @@ print("empty audio", repr(empty["transcript"].numpy()[0]), int(empty["token_coun
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     refused = [line for line in done.stdout.splitlines() if "REFUSED" in line]
-    assert len(refused) == 5, done.stdout
+    assert len(refused) == 7, done.stdout
     assert any("must not be negative" in line for line in refused)
+    assert sum("send longer audio in windows" in line for line in refused) == 2
     assert any("longer than the audio" in line for line in refused)
     assert "empty audio b'' 0" in done.stdout
+
+
+def test_a_keras_file_carrying_python_code_is_refused_in_safe_mode(tmp_path, capsys):
+    import shutil
+
+    import keras
+
+    assets = export.resolve_version(SHIPPED) / "assets"
+    for name in ("features.json", "run.json", "vocabulary.json"):
+        shutil.copy(assets / name, tmp_path / name)
+    inputs = keras.Input((None, 40))
+    outputs = keras.layers.Lambda(lambda x: x * 2)(inputs)  # a Python function inside the file
+    keras.Model(inputs, outputs).save(tmp_path / "model.keras")
+    assert cli.main(["export", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert f"{tmp_path / 'model.keras'}: cannot load this Keras model" in error and "safe_mode" in error
+    assert not (tmp_path / "out" / "1").exists()

@@ -31,6 +31,9 @@ def lucas(fsdd_dir, tmp_path_factory) -> dict[str, Path]:
             "dev": corpora.write_manifest(held_out[12:20], folder / "dev.jsonl")}
 
 
+NO_XLA = ["train.jit_compile=false"]  # compiling the step takes longer than these few steps
+
+
 def _options(lucas, **changes) -> finetune.FinetuneOptions:
     values = dict(source=str(SHIPPED), manifest=str(lucas["train"]), dev=str(lucas["dev"]),
                   epochs=2, steps=6, batch_size=6)
@@ -53,7 +56,7 @@ def test_an_export_and_its_keras_file_start_from_the_source_s_transcripts(lucas,
 
 
 def test_frozen_layers_stay_bit_identical_and_the_rest_learns(lucas, tmp_path):
-    run = finetune.make_run(_options(lucas, freeze="front,encoder:1"), tmp_path / "run")
+    run = finetune.make_run(_options(lucas, freeze="front,encoder:1"), tmp_path / "run", NO_XLA)
     model = finetune.fit(run, verbose=0)
     source = export.load_trained(export.resolve_version(SHIPPED)).model
     for name in ("front", "encoder_0"):
@@ -74,7 +77,7 @@ def test_a_new_character_keeps_the_shared_rows_and_learns_its_own(lucas, tmp_pat
               for u in corpora.read_manifest(lucas["train"])]
     manifest = corpora.write_manifest(marked, tmp_path / "marked.jsonl")
     options = _options(lucas, manifest=str(manifest), dev="", vocabulary=str(tmp_path / "bigger.json"))
-    run = finetune.make_run(options, tmp_path / "run")
+    run = finetune.make_run(options, tmp_path / "run", NO_XLA)
     start = finetune.starting_model(run, bigger)
     old_kernel, old_bias = source.model.get_layer("ctc_logits").get_weights()
     kernel, bias = start.get_layer("ctc_logits").get_weights()
@@ -97,7 +100,7 @@ def test_a_manifest_with_missing_audio_is_refused_before_training(lucas, tmp_pat
 def test_an_interrupted_fine_tune_resumes_and_reports_before_and_after(lucas, tmp_path, capsys):
     out = tmp_path / "run"
     command = ["finetune", "--from", str(SHIPPED), "--manifest", str(lucas["train"]), "--dev", str(lucas["dev"]),
-               "--out", str(out), "--epochs", "3", "--steps", "9", "--batch-size", "6"]
+               "--out", str(out), "--epochs", "3", "--steps", "9", "--batch-size", "6", "--set", NO_XLA[0]]
     child = subprocess.Popen([sys.executable, "-m", "speechseq", *command],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240

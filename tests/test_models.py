@@ -127,6 +127,9 @@ def test_masked_frame_cross_entropy_ignores_padding_and_applies_class_weights():
     weighted = sum(weights[c] * n for (b, t, c), n in zip(real, nll)) / sum(weights[c] for *_, c in real)
     got = float(losses.MaskedFrameCrossEntropy(weights)(labels, probs))
     assert got == pytest.approx(weighted, rel=1e-5)
+    # As Keras reloads it with a saved model (a finished run is reopened this way).
+    reloaded = keras.losses.deserialize(keras.losses.serialize(losses.MaskedFrameCrossEntropy(weights)))
+    assert float(reloaded(labels, probs)) == pytest.approx(weighted, rel=1e-5)
     accuracy = metrics.MaskedFrameAccuracy()
     accuracy.update_state(labels, probs)
     assert float(accuracy.result()) == pytest.approx(3 / 5)  # (1,0) and (1,2) are wrong

@@ -36,17 +36,6 @@ TINY = [
 ]
 
 
-@pytest.fixture(scope="module")
-def ten_digits(tmp_path_factory) -> Path:
-    """Ten real clips, one per digit, from two speakers."""
-    folder = tmp_path_factory.mktemp("ten")
-    utterances = [
-        Utterance(fsdd_clip(d, "jackson" if d % 2 else "george", 1), DIGIT_WORDS[d], "x")
-        for d in range(10)
-    ]
-    return corpora.write_manifest(utterances, folder / "ten.jsonl")
-
-
 def test_tiny_ctc_model_overfits_ten_real_clips_and_decodes_them(ten_digits, tmp_path):
     run = runfile.load(
         None,
