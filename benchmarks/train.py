@@ -1,6 +1,6 @@
 """Training throughput: the real input pipeline vs the same batches cached in memory.
 
-    .venv/bin/python benchmarks/train.py [--batches 40]
+    .venv/bin/python benchmarks/train.py [--batches 40] [--results FILE]
 
 Trains the connected-digit recipe's model (pipelines/digits.py settings) on FSDD
 connected digits for `--batches` steps twice, in one run: once fed by the real
@@ -44,6 +44,7 @@ def timed_fit(model, dataset, steps: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=40, help="timed training steps per variant")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="markdown file the section is appended to")
     args = parser.parse_args()
 
     corpus = ROOT / "work" / "digits-lucas"
@@ -90,8 +91,9 @@ def main() -> None:
     ]
     lines += [f"| {name} | {args.batches / s:.2f} | {audio_seconds / s:.0f}x |" for name, s in best.items()]
     lines.append(f"\nInput pipeline overhead: {overhead:+.1%} of step time (target: at most +5%).")
-    with open(RESULTS, "a", encoding="utf-8") as file:
+    with open(args.results, "a", encoding="utf-8") as file:
         file.write("\n".join(lines) + "\n")
+    print(f"appended to {args.results}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Transcription speed and memory: `speechseq transcribe` with the shipped model.
 
     .venv/bin/python benchmarks/transcribe.py [--minutes 10 30 60] [--short-files 500]
+        [--results FILE] [--plot FILE]
 
 Runs the real command in a child process per case and reads the child's wall time
 and peak resident memory (`wait4`'s ru_maxrss): (a) many short files (FSDD clips),
@@ -9,13 +10,16 @@ to show whether memory stays flat as the file grows. Real-time factor = wall
 seconds / audio seconds, start-up (importing TensorFlow, loading the model) included;
 the start-up alone is measured on one short clip and reported beside it.
 Targets on 2 CPU cores: RTF <= 0.02 for (a); RTF <= 0.05 and peak RSS <= 1.5 GB for
-the 60-minute file. Results are appended to benchmarks/RESULTS.md with the machine.
+the 60-minute file. Results are appended to benchmarks/RESULTS.md (or `--results`)
+with the machine, and drawn (RTF and peak RSS against audio length) to
+benchmarks/transcribe_rtf.png (or `--plot`).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import os
 import subprocess
 import sys
@@ -30,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from features import RESULTS, machine  # noqa: E402
 
-from speechseq import audio, corpora  # noqa: E402
+from speechseq import audio, corpora, plots  # noqa: E402
 from speechseq.corpora import DigitSequenceOptions  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,12 +59,12 @@ def long_file(folder: Path, minutes: float, utterances: list[corpora.Utterance])
     path = folder / f"digits-{minutes:g}min.flac"
     gap = np.zeros(int(0.5 * 16000), np.float32)
     written = 0
+    pieces = itertools.cycle(utterances)  # stop at the length asked, not at the end of a pass
     with soundfile.SoundFile(path, "w", 16000, 1, format="FLAC") as file:
         while written < minutes * 60 * 16000:
-            for utterance in utterances:
-                samples = audio.load(utterance.audio)
-                file.write(np.concatenate([samples, gap]))
-                written += samples.size + gap.size
+            samples = audio.load(next(pieces).audio)
+            file.write(np.concatenate([samples, gap]))
+            written += samples.size + gap.size
     return path
 
 
@@ -68,9 +72,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, nargs="+", default=[10, 30, 60])
     parser.add_argument("--short-files", type=int, default=500)
+    parser.add_argument("--results", type=Path, default=RESULTS, help="markdown file the section is appended to")
+    parser.add_argument("--plot", type=Path, default=ROOT / "benchmarks" / "transcribe_rtf.png",
+                        help="PNG: real-time factor and peak RSS against audio length")
     args = parser.parse_args()
 
-    rows = []
+    rows, long_points = [], []
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         clips = sorted((FSDD / "recordings").glob("*.wav"))
@@ -86,13 +93,15 @@ def main() -> None:
             seconds = audio.info(path).duration
             wall, rss = run_command(["transcribe", str(path), "--model", str(MODEL), "--out", str(scratch / "out")])
             rows.append((f"one {minutes:g}-minute file", seconds, wall, rss))
+            long_points.append((seconds, wall, rss))
             path.unlink()
 
     lines = [
         "",
         f"### Transcription, {datetime.date.today().isoformat()}",
         "",
-        f"Command: `.venv/bin/python benchmarks/transcribe.py`  \nMachine: {machine()}  \n"
+        f"Command: `.venv/bin/python benchmarks/transcribe.py --minutes {' '.join(f'{m:g}' for m in args.minutes)} "
+        f"--short-files {args.short_files}`  \nMachine: {machine()}  \n"
         f"Model: {MODEL.relative_to(ROOT)} (greedy decoding in the graph, 30 s windows, 4 s overlap, batch 8)  \n"
         f"Start-up (import, model load, one 0.4 s clip): {startup:.1f} s",
         "",
@@ -102,9 +111,14 @@ def main() -> None:
     for name, seconds, wall, rss in rows:
         lines.append(f"| {name} | {seconds / 60:.1f} min | {wall:.1f} s | {wall / seconds:.4f} | {rss:.0f} MB |")
         print(lines[-1])
-    with open(RESULTS, "a", encoding="utf-8") as file:
+    with open(args.results, "a", encoding="utf-8") as file:
         file.write("\n".join(lines) + "\n")
-    print(f"appended to {RESULTS}")
+    print(f"appended to {args.results}")
+    # Short files are one point (their total length); the long files show the trend.
+    _, short_seconds, short_wall, short_rss = rows[0]
+    series = {rows[0][0]: [(short_seconds, short_wall, short_rss)], "one long file each": long_points}
+    plots.speed_and_memory(series, args.plot, f"speechseq transcribe, {MODEL.relative_to(ROOT)}, {machine()}")
+    print(f"drew {args.plot}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from speechseq import audio, corpora
+from speechseq.benchmark import NAMES as BENCHMARKS
 from speechseq.text import Vocabulary
 
 
@@ -283,6 +284,16 @@ def cmd_finetune(args) -> int:
     return 0
 
 
+def cmd_benchmark(args) -> int:
+    """Run the checkout's benchmarks/ scripts (quick sizes by default); exit 1 if any failed."""
+    from speechseq import benchmark
+
+    failed = benchmark.run(args.only or list(BENCHMARKS), args.quick, args.results)
+    if failed:
+        print(f"speechseq benchmark: failed: {' '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def _inputs_model_and_output(command: argparse.ArgumentParser, formats: list[str]) -> None:
     """The arguments every command that runs an export over audio files takes."""
     command.add_argument("inputs", nargs="+", help="files, folders or glob patterns")
@@ -392,6 +403,18 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_argument("--early-stopping", type=int, default=0, help="patience in epochs on dev WER; 0 = off")
     finetune.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="any other run setting")
     finetune.set_defaults(run=cmd_finetune)
+
+    benchmark = commands.add_parser("benchmark", help="run the benchmarks/ scripts of a source checkout")
+    size = benchmark.add_mutually_exclusive_group()
+    size.add_argument("--quick", dest="quick", action="store_true", default=True,
+                      help="small sizes, minutes in all (default)")
+    size.add_argument("--full", dest="quick", action="store_false", help="the scripts' own sizes (an hour or more)")
+    benchmark.add_argument("--only", nargs="+", choices=BENCHMARKS,
+                           metavar="NAME", help="features, train, transcribe and/or peers (default: all)")
+    benchmark.add_argument("--results", type=Path,
+                           help="markdown file the figures go to (default: benchmarks/quick-results.md, "
+                           "started afresh; with --full benchmarks/RESULTS.md, appended to)")
+    benchmark.set_defaults(run=cmd_benchmark)
     return parser
 
 

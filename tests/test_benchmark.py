@@ -1,0 +1,96 @@
+"""`speechseq benchmark` and the benchmark charts: training curves, speed and memory."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from speechseq import benchmark, cli, plots
+
+LOG = """epoch,loss,val_cer,val_loss,val_wer
+0,60.0,0.46,24.0,0.97
+1,16.0,0.18,10.8,0.39
+1,15.0,0.17,10.0,0.37
+2,9.7,0.12,8.2,0.25
+3,7.5,0.0"""  # epoch 1 repeated (a resumed run), the last line half-written (still training)
+
+
+def _run(tmp_path: Path, name: str, text: str) -> Path:
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "log.csv").write_text(text)
+    return folder
+
+
+def test_read_log_keeps_complete_epochs_once(tmp_path):
+    log = plots._read_log(_run(tmp_path, "digits", LOG) / "log.csv")
+    assert log["epoch"].tolist() == [0, 1, 2]
+    assert log["val_wer"].tolist() == [0.97, 0.37, 0.25]  # the later row of the repeated epoch
+
+
+def test_training_curves_png(tmp_path):
+    ctc = _run(tmp_path, "digits", LOG)
+    tagging = _run(tmp_path, "tagging", "epoch,loss,val_loss\n0,1.8,1.2\n1,0.9,0.8\n")
+    target = plots.training_curves([ctc, tagging], tmp_path / "curves.png")
+    with Image.open(target) as image:
+        assert image.format == "PNG" and image.size == (1200, 540)  # two panels: loss, error rates
+        assert np.asarray(image.convert("L")).std() > 10  # lines drawn, not a blank page
+    with Image.open(plots.training_curves([tagging], tmp_path / "loss.png")) as image:
+        assert image.size == (1200, 320)  # no val_wer/val_cer: the loss panel only
+
+
+def test_training_curves_without_epochs_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="no complete epoch"):
+        plots.training_curves([_run(tmp_path, "empty", "epoch,loss\n")], tmp_path / "x.png")
+
+
+def test_speed_and_memory_png(tmp_path):
+    series = {"40 short files": [(18.0, 9.0, 700.0)], "one long file each": [(60.0, 8.0, 750.0), (600.0, 20.0, 760.0)]}
+    with Image.open(plots.speed_and_memory(series, tmp_path / "rtf.png", "title")) as image:
+        assert image.size == (1200, 540)
+
+
+def test_quick_features_benchmark_writes_machine_and_table(tmp_path, capfd):
+    results = tmp_path / "quick.md"
+    assert cli.main(["benchmark", "--only", "features", "--results", str(results)]) == 0
+    text = results.read_text()
+    assert text.startswith("# speechseq quick benchmark, ")
+    assert text.count(f"Machine: {benchmark.machine()}") == 2  # the file's header and the script's section
+    rows = [line for line in text.splitlines() if line.startswith("| FSDD, 500 short clips")]
+    assert len(rows) == 1 and rows[0].split("|")[2].strip().endswith("x")
+    assert "features: ok" in capfd.readouterr().out
+
+
+def test_failed_benchmark_is_reported(tmp_path, monkeypatch, capfd):
+    monkeypatch.setattr(benchmark, "FOLDER", tmp_path)
+    (tmp_path / "train.py").write_text("import sys; print('training'); sys.exit(3)\n")
+    assert cli.main(["benchmark", "--only", "train", "--results", str(tmp_path / "q.md")]) == 1
+    out, err = capfd.readouterr()
+    assert "training" in out and "train: FAILED (exit 3)" in out
+    assert "failed: train" in err
+
+
+def test_peers_skipped_without_pocketsphinx(tmp_path, monkeypatch, capfd):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *rest: None if name == "pocketsphinx" else find_spec(name, *rest))
+    assert cli.main(["benchmark", "--only", "peers", "--results", str(tmp_path / "q.md")]) == 0
+    assert "peers: skipped: pocketsphinx is not installed" in capfd.readouterr().out
+
+
+def test_missing_benchmarks_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(benchmark, "FOLDER", tmp_path / "benchmarks")
+    assert cli.main(["benchmark", "--only", "features"]) == 2
+    assert "no benchmarks folder" in capsys.readouterr().err
+
+
+def test_quick_figures_stay_out_of_results_md(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(benchmark, "FOLDER", tmp_path)  # a stand-in: a regression must not wipe the real report
+    (tmp_path / "RESULTS.md").write_text("# full results\n")
+    assert cli.main(["benchmark", "--only", "features", "--results", str(tmp_path / "RESULTS.md")]) == 2
+    assert "quick figures do not go into" in capsys.readouterr().err
+    assert (tmp_path / "RESULTS.md").read_text() == "# full results\n"
