@@ -4,13 +4,17 @@
     .venv/bin/python pipelines/digits.py --held-out none --out runs/digits-all
     .venv/bin/python pipelines/digits.py --set train.epochs=5 # any run setting
     .venv/bin/python pipelines/digits.py --synthetic-voices 24 --held-out none --out runs/digits-shipped
+    .venv/bin/python pipelines/digits.py --synthetic-voices 40 --speed 0.9 1.1 --noise 0,5,10,20 --set train.epochs=15
 
 Utterances join 1-7 FSDD clips of one speaker (takes 0-4 test, 5-9 dev, 10-49 train);
 one speaker is held out entirely. Trains a CTC model on characters (re-running the
 same command resumes), then scores the best checkpoint by dev WER on the test takes
 of the training speakers and on the held-out speaker. `--synthetic-voices N` adds N
 eSpeak NG voices reading random digit strings to the training data, and scores the
-model on eight other eSpeak voices it never heard. Results go to RUN/results.json.
+model on eight other eSpeak voices it never heard. `--speed` adds copies of the FSDD
+training utterances played faster or slower (tempo and pitch, as Kaldi's speed
+perturbation) and `--noise` adds white, pink or brown noise at the given SNRs to half
+the training audio. Results go to RUN/results.json.
 """
 
 from __future__ import annotations
@@ -69,6 +73,9 @@ def main() -> None:
     parser.add_argument("--held-out", default="lucas", help="speaker left out of training, or 'none'")
     parser.add_argument("--set", action="append", default=[], help="run setting, e.g. train.epochs=5")
     parser.add_argument("--synthetic-voices", type=int, default=0, help="eSpeak NG voices added to training")
+    parser.add_argument("--speed", type=float, nargs="+", default=[],
+                        help="speed perturbation: FSDD training utterances also played at these speeds, e.g. 0.9 1.1")
+    parser.add_argument("--noise", default="", help="noise SNRs in dB for training audio, e.g. 0,5,10,20")
     args = parser.parse_args()
 
     held_out = None if args.held_out == "none" else args.held_out
@@ -76,16 +83,20 @@ def main() -> None:
     if not (corpus / "train.jsonl").exists():
         corpora.connected_digits(FSDD, corpus, DigitSequenceOptions(held_out_speaker=held_out))
     train_manifest, splits = corpus / "train.jsonl", {"test takes (training speakers)": corpus / "test.jsonl"}
+    training = corpora.read_manifest(train_manifest)
+    if args.speed:
+        training += corpora.speed_perturbed(training, args.speed, corpus / "speed")
     if args.synthetic_voices:
         synthetic_train, synthetic_test = synthetic_splits(args.synthetic_voices)
-        train_manifest = corpora.write_manifest(
-            corpora.read_manifest(train_manifest) + synthetic_train,
-            corpus / f"train-espeak{args.synthetic_voices}.jsonl",
-        )
+        training += synthetic_train
         splits["unheard eSpeak voices"] = corpora.write_manifest(synthetic_test, corpus / "test-espeak.jsonl")
+    if args.speed or args.synthetic_voices:
+        name = "train" + "".join(f"-sp{f:g}" for f in args.speed) + (f"-espeak{args.synthetic_voices}" * bool(args.synthetic_voices))
+        train_manifest = corpora.write_manifest(training, corpus / f"{name}.jsonl")
     if held_out:
         splits[f"held-out speaker {held_out}"] = corpus / "held_out.jsonl"
-    settings = DEFAULTS + [f"data.train={train_manifest}", f"data.dev={corpus / 'dev.jsonl'}"] + args.set
+    settings = DEFAULTS + [f"data.train={train_manifest}", f"data.dev={corpus / 'dev.jsonl'}",
+                           f"train.noise_snrs={args.noise}"] + args.set
     run = runfile.load(None, settings, args.out)
 
     started = time.perf_counter()

@@ -344,6 +344,38 @@ def _join_clips(chunk: Sequence[DigitClip], rng: random.Random, options) -> tupl
     return np.concatenate(pieces), rate, tuple(segments)
 
 
+def speed_perturbed(utterances: Sequence[Utterance], factors: Sequence[float], out_dir: str | os.PathLike,
+                    sample_rate: int = audio.SAMPLE_RATE) -> list[Utterance]:
+    """Copies of `utterances` played `factor` times as fast (tempo and pitch together, as
+    Kaldi's speed perturbation), as 16-bit WAVs under `out_dir/sp{factor}/`.
+
+    Times scale by 1/factor: durations and segments follow. Files that exist already are
+    kept, so a rebuild only adds what is missing. Returns the copies' entries.
+    """
+    out_dir = Path(out_dir)
+    copies = []
+    for factor in factors:
+        if not 0.5 <= factor <= 2.0:
+            raise CorpusError(f"speed factor {factor} is outside 0.5-2.0")
+        folder = out_dir / f"sp{factor:g}"
+        for index, utterance in enumerate(utterances):
+            # One name per source path: clips in different folders may share a stem.
+            target = folder / f"{index:06d}_{utterance.audio.stem}.wav"
+            if not target.exists():
+                waveform = audio.load(utterance.audio, sample_rate)
+                # Read as if recorded at factor x the rate, then resampled back: factor x as fast.
+                faster = audio.resample(waveform, round(sample_rate * factor), sample_rate)
+                with atomic_path(target) as temporary:
+                    soundfile.write(temporary, faster, sample_rate, subtype="PCM_16", format="WAV")
+            copies.append(dataclasses.replace(
+                utterance,
+                audio=target.absolute(),
+                duration=None if utterance.duration is None else utterance.duration / factor,
+                segments=tuple(Segment(s.start / factor, s.end / factor, s.label) for s in utterance.segments),
+            ))
+    return copies
+
+
 def connected_digits(
     fsdd_root: str | os.PathLike,
     out_dir: str | os.PathLike,

@@ -63,6 +63,45 @@ def _random_band_mask(index, extent, max_width, batch):
     return tf.cast((index < start) | (index >= start + width), tf.float32)
 
 
+@dataclasses.dataclass(frozen=True)
+class AddNoise:
+    """Noise added to a `probability` share of training waveforms, inside their true
+    lengths, at a signal-to-noise ratio drawn from `snrs` (dB, against the utterance's
+    mean power). Each noisy row gets white, pink or brown noise (power falling as 1/f^0,
+    1/f, 1/f^2: hiss, rain, rumble), shaped in the frequency domain."""
+
+    snrs: tuple[float, ...] = (0.0, 5.0, 10.0, 20.0)
+    probability: float = 0.5
+
+    def __post_init__(self):
+        if not self.snrs or not 0 <= self.probability <= 1:
+            raise ValueError(f"noise needs at least one SNR and a probability in [0, 1], got {self.snrs}, "
+                             f"{self.probability}")
+
+    def __call__(self, waveforms, lengths):
+        batch, time = tf.unstack(tf.shape(waveforms))
+        real = tf.sequence_mask(lengths, time, dtype=tf.float32)
+        count = tf.maximum(tf.cast(lengths, tf.float32), 1.0)
+        noise = _coloured_noise(batch, time) * real
+        signal_power = tf.reduce_sum(tf.square(waveforms * real), axis=1) / count
+        noise_power = tf.reduce_sum(tf.square(noise), axis=1) / count
+        snr = tf.gather(tf.constant(self.snrs, tf.float32), tf.random.uniform([batch], 0, len(self.snrs), tf.int32))
+        scale = tf.sqrt(signal_power / (tf.maximum(noise_power, 1e-12) * 10.0 ** (snr / 10.0)))
+        chosen = tf.cast(tf.random.uniform([batch]) < self.probability, tf.float32)
+        return waveforms + (chosen * scale)[:, tf.newaxis] * noise
+
+
+def _coloured_noise(batch, time):
+    """[batch, time] noise; each row white, pink or brown at random."""
+    white = tf.random.normal([batch, time])
+    spectrum = tf.signal.rfft(white)
+    bins = tf.shape(spectrum)[1]
+    frequency = tf.maximum(tf.cast(tf.range(bins), tf.float32), 1.0)  # in bins; DC as the first bin
+    exponent = tf.cast(tf.random.uniform([batch, 1], 0, 3, tf.int32), tf.float32) / 2.0  # 0, 1/2, 1
+    gain = tf.pow(frequency[tf.newaxis, :], -exponent)  # amplitude, so power falls as 1/f^(2 * exponent)
+    return tf.signal.irfft(spectrum * tf.cast(gain, spectrum.dtype), fft_length=[time])
+
+
 def frame_labels(starts, ends, label_ids, num_frames, config: FeatureConfig, background_id: int):
     """Label of each frame: the first segment whose [start, end) holds the frame's centre.
 
@@ -194,6 +233,7 @@ class PipelineOptions:
     drop_remainder: bool = False  # drop each bucket's last, smaller batch (fixed batch size for XLA)
     cache: str | None = None  # file prefix to cache feature batches on disk; "" = in memory
     augment: SpecAugment | None = None  # SpecAugment for training
+    noise: AddNoise | None = None  # waveform noise for training (with `cache`, drawn once and kept)
     deterministic: bool = True  # keep batch order under parallel decoding
 
 
@@ -240,6 +280,8 @@ def _pipeline(
         waveforms.set_shape([None, None])
         lengths.set_shape([None])
         decoded.set_shape([None])
+        if options.noise is not None:
+            waveforms = options.noise(waveforms, lengths)
         frames, frame_lengths = features(waveforms, lengths)
         shaped = make_batch(frames, frame_lengths, batch)
         return tuple(tf.boolean_mask(part, decoded) for part in shaped)

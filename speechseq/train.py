@@ -72,6 +72,8 @@ class TrainConfig:
     clipnorm: float = 5.0  # gradient norm clipping per variable; 0 = none
     mixed_precision: bool = False  # float16 compute with loss scaling (GPU)
     spec_augment: bool = True  # time and frequency masking of training batches
+    noise_snrs: str = ""  # noise added to training audio at these SNRs (dB), e.g. "0,5,10,20"; "" = none
+    noise_probability: float = 0.5  # share of training utterances that get noise
     buckets: int = 4  # length buckets
     jit_compile: bool = True  # XLA; batches are padded to fixed bucket lengths
     early_stopping: int = 10  # epochs without validation progress before stopping; 0 = never
@@ -81,7 +83,20 @@ class TrainConfig:
     init_from: str = ""  # fine-tuning: start from this run, .keras file or export (see `finetune`)
     freeze: str = ""  # fine-tuning: layers kept as they are, e.g. "front,encoder:2" (see `finetune`)
 
+    def noise(self) -> data.AddNoise | None:
+        """The waveform noise these settings ask for, or None."""
+        if not self.noise_snrs.strip():
+            return None
+        try:
+            snrs = tuple(float(part) for part in self.noise_snrs.split(","))
+        except ValueError:
+            raise ValueError(f"noise_snrs must be comma-separated numbers (dB), got {self.noise_snrs!r}") from None
+        if not all(math.isfinite(snr) for snr in snrs):
+            raise ValueError(f"noise_snrs must be finite, got {self.noise_snrs!r}")
+        return data.AddNoise(snrs, self.noise_probability)
+
     def __post_init__(self):
+        self.noise()  # checks noise_snrs and noise_probability
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
         if self.optimizer not in ("adam", "adamw"):
@@ -291,6 +306,7 @@ def fit(run: Run, verbose: int | None = None, build_model: Callable | None = Non
         # XLA compiles once per shape: partial batches would each cost a compile.
         drop_remainder=run.train.jit_compile,
         augment=data.SpecAugment() if run.train.spec_augment else None,
+        noise=run.train.noise(),
     )
     # Every worker must take the same number of steps: the fewest any shard gives.
     steps = run.train.steps_per_epoch or min(

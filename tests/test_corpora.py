@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from conftest import fsdd_clip, kathleen_clip, write_wav
+from conftest import ROOT, fsdd_clip, kathleen_clip, write_wav
 from speechseq import audio, corpora
 from speechseq.corpora import CorpusError, DigitSequenceOptions, Segment, Utterance
 from speechseq.text import Vocabulary
@@ -234,3 +234,25 @@ def test_audit_cli_exits_non_zero_and_names_each_bad_file(tmp_path):
     ).stdout
     for name in ["missing.wav", "text.wav", "nan.wav", "rate.wav"]:
         assert sum(name in line for line in text.splitlines()) == 1
+
+
+def test_speed_perturbed_copies_scale_time_and_pitch_and_keep_the_words(tmp_path):
+    from speechseq.transcribe import Transcriber
+
+    clip = fsdd_clip(7, "jackson", 0)
+    seconds = audio.info(clip).duration
+    original = Utterance(clip, "seven", "jackson", seconds, (Segment(0.0, seconds, "seven"),))
+    copies = corpora.speed_perturbed([original], (0.9, 1.1), tmp_path)
+    assert corpora.speed_perturbed([original], (0.9, 1.1), tmp_path) == copies  # kept, not rebuilt
+
+    def centroid(path) -> float:
+        power = np.abs(np.fft.rfft(audio.load(path))) ** 2
+        return float((np.arange(power.size) * power).sum() / power.sum() / power.size * 8000)
+
+    for factor, copy in zip((0.9, 1.1), copies):
+        assert audio.info(copy.audio).duration == pytest.approx(seconds / factor, abs=0.002)
+        assert copy.duration == pytest.approx(seconds / factor) and copy.segments[0].end == pytest.approx(seconds / factor)
+        assert centroid(copy.audio) / centroid(clip) == pytest.approx(factor, rel=0.03)
+    assert corpora.audit(copies, Vocabulary(digits_as_words=True)).ok
+    shipped = Transcriber(ROOT / "saved_models" / "digits")
+    assert [result.text for result in shipped.transcribe_files([c.audio for c in copies])] == ["seven", "seven"]

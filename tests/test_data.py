@@ -171,3 +171,22 @@ def test_feature_dataset_needs_no_transcripts(utterances):
     batches = _collect(data.feature_dataset(silent, CONFIG, data.PipelineOptions(batch_size=3, buckets=1)))
     assert [len(b) for b in batches] == [2, 2]
     assert sum(b[0].shape[0] for b in batches) == 6
+
+
+def test_noise_goes_inside_true_lengths_at_the_snr_asked_in_three_colours():
+    clip = audio.load(fsdd_clip(4, "george", 1))
+    waveforms, lengths = audio.pad_batch([clip, clip[:4000]] * 15)
+    noisy = data.AddNoise(snrs=(10.0,), probability=1.0)(tf.constant(waveforms), tf.constant(lengths)).numpy()
+    low_to_high = []
+    for row, n in enumerate(lengths):
+        added = noisy[row, :n] - waveforms[row, :n]
+        assert 10 * np.log10(np.mean(waveforms[row, :n] ** 2) / np.mean(added**2)) == pytest.approx(10.0, abs=0.01)
+        assert not noisy[row, n:].any()  # padding stays silent
+        power = np.abs(np.fft.rfft(added)) ** 2
+        low_to_high.append(power[1 : len(power) // 8].mean() / power[len(power) // 2 :].mean())
+    # White noise is flat (ratio near 1); pink and brown put far more power low.
+    assert min(low_to_high) < 2 and max(low_to_high) > 100
+    kept = data.AddNoise((10.0,), probability=0.0)(tf.constant(waveforms), tf.constant(lengths)).numpy()
+    np.testing.assert_array_equal(kept, waveforms)
+    with pytest.raises(ValueError, match="probability"):
+        data.AddNoise((), 0.5)
