@@ -45,6 +45,20 @@ def _check_reports(lines: dict[str, str], corpus: malformed.Corpus) -> None:
         assert words in lines[str(path)], (path.name, lines[str(path)])
 
 
+def _run_over_the_corpus(command: str, model: Path, corpus: malformed.Corpus, tmp_path: Path, capsys) -> Path:
+    """`speechseq COMMAND FOLDER --format json`: checks each bad file's one report; returns the outputs' folder."""
+    out = tmp_path / "out"
+    folder = next(iter(corpus.good)).parent
+    assert cli.main([command, str(folder), "--model", str(model), "--format", "json", "--out", str(out)]) == 1
+    stderr = capsys.readouterr().err
+    reports = _reports(stderr, f"speechseq {command}")
+    assert len(dict(reports)) == len(reports) == len(corpus.bad)
+    _check_reports(dict(reports), corpus)
+    total = len(corpus.bad) + len(corpus.good) + len(corpus.empty)
+    assert f"{len(corpus.bad)} of {total} files failed" in stderr
+    return out
+
+
 def test_audit_reports_every_bad_file_once_and_keeps_every_good_one(corpus):
     utterances = [corpora.Utterance(audio=path) for path in [*corpus.bad, *corpus.good, *corpus.empty]]
     report = corpora.audit(utterances)
@@ -67,15 +81,7 @@ def test_the_feature_pipeline_drops_bad_files_by_name_and_keeps_the_rest(corpus,
 
 
 def test_transcribe_reports_each_bad_file_and_reads_every_good_one_as_its_original(corpus, tmp_path, capsys):
-    out = tmp_path / "out"
-    folder = next(iter(corpus.good)).parent
-    code = cli.main(["transcribe", str(folder), "--model", str(DIGITS), "--format", "json", "--out", str(out)])
-    stderr = capsys.readouterr().err
-    assert code == 1
-    reported = dict(_reports(stderr, "speechseq transcribe"))
-    assert len(reported) == len(_reports(stderr, "speechseq transcribe")) == len(corpus.bad)
-    _check_reports(reported, corpus)
-    assert f"{len(corpus.bad)} of {len(corpus.bad) + len(corpus.good) + len(corpus.empty)} files failed" in stderr
+    out = _run_over_the_corpus("transcribe", DIGITS, corpus, tmp_path, capsys)
 
     originals = {clip: result.text for clip, result in zip(CLIPS, Transcriber(DIGITS).transcribe_files(CLIPS))}
     assert sorted(originals.values()) == ["eight", "five", "one", "three"]
@@ -89,14 +95,7 @@ def test_transcribe_reports_each_bad_file_and_reads_every_good_one_as_its_origin
 
 
 def test_tag_reports_each_bad_file_and_finds_speech_in_every_good_one(corpus, tmp_path, capsys):
-    out = tmp_path / "out"
-    folder = next(iter(corpus.good)).parent
-    code = cli.main(["tag", str(folder), "--model", str(VOICE_ACTIVITY), "--format", "json", "--out", str(out)])
-    stderr = capsys.readouterr().err
-    assert code == 1
-    reported = dict(_reports(stderr, "speechseq tag"))
-    assert len(reported) == len(_reports(stderr, "speechseq tag")) == len(corpus.bad)
-    _check_reports(reported, corpus)
+    out = _run_over_the_corpus("tag", VOICE_ACTIVITY, corpus, tmp_path, capsys)
 
     def speech(path: Path) -> list:
         segments = json.loads((out / f"{path.stem}.json").read_text())["segments"]
