@@ -94,9 +94,11 @@ def main() -> None:
     card = json.loads(args.card.read_text()) if args.card else None
     test_sets = {name: corpora.read_manifest(manifests[name]) for name in ("test", "test_10db")}
     for name, scores in evaluate.score_tagging_export(args.out, test_sets, args.export, card).items():
-        results[name] = {key: scores[key] for key in ("frame_accuracy", "per_class_f1", "segment_f1", "n")}
+        results[name] = {key: scores[key] for key in ("frame_accuracy", "per_class_f1", "smoothed_per_class_f1",
+                                                      "segment_f1", "n")}
         print(f"{name}: frame accuracy {scores['frame_accuracy']:.2%}, speech F1 "
-              f"{scores['per_class_f1']['speech']:.3f}, segment F1 {scores['segment_f1']:.3f}")
+              f"{scores['per_class_f1']['speech']:.3f} ({scores['smoothed_per_class_f1']['speech']:.3f} smoothed), "
+              f"segment F1 {scores['segment_f1']:.3f}")
     write_text(args.out / "results.json", json.dumps(results, indent=2) + "\n")
 
 if __name__ == "__main__":

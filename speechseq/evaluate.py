@@ -173,22 +173,28 @@ def score_tagging(model, utterances: Sequence[Utterance], collar: float = 0.1) -
     tagger = Tagger(model)
     tags = tagger.tags
     matrix = np.zeros((tags.size, tags.size), np.int64)
+    smoothed = np.zeros_like(matrix)
     hits = segment_count = 0
+
+    def frames_of(segments, count: int) -> np.ndarray:
+        return data.frame_labels([s.start for s in segments], [s.end for s in segments],
+                                 [tags.id(s.label) for s in segments], count, tagger.features,
+                                 tags.background_id).numpy()
+
     for utterance, result in zip(utterances, tagger.tag_files(u.audio for u in utterances)):
         if isinstance(result, Exception):
             raise result
-        reference = data.frame_labels(
-            [s.start for s in utterance.segments], [s.end for s in utterance.segments],
-            [tags.id(s.label) for s in utterance.segments], len(result.probabilities),
-            tagger.features, tags.background_id,
-        ).numpy()
+        reference = frames_of(utterance.segments, len(result.probabilities))
         matrix += metrics.confusion_matrix(reference, result.probabilities.argmax(axis=1), tags.size)
+        smoothed += metrics.confusion_matrix(reference, frames_of(result.segments, len(reference)), tags.size)
         hits += metrics.segment_matches(utterance.segments, result.segments, collar)
         segment_count += len(utterance.segments) + len(result.segments)
-    f1 = metrics.per_class_f1(matrix)
+    f1, smoothed_f1 = metrics.per_class_f1(matrix), metrics.per_class_f1(smoothed)
     return {
         "frame_accuracy": float(np.trace(matrix) / max(matrix.sum(), 1)),
         "per_class_f1": {label: round(float(value), 4) for label, value in zip(tags.labels, f1)},
+        # The frames of the smoothed segments `speechseq tag` writes, against the reference.
+        "smoothed_per_class_f1": {label: round(float(value), 4) for label, value in zip(tags.labels, smoothed_f1)},
         "segment_f1": 2 * hits / segment_count if segment_count else 1.0,
         "collar_seconds": collar,
         "confusion": {"labels": list(tags.labels), "rows_reference_columns_hypothesis": matrix.tolist()},

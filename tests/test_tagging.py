@@ -114,6 +114,9 @@ def test_a_tiny_voice_activity_model_learns_speech_from_silence_and_noise(voice_
     scores = evaluate.score_tagging(voice_activity["export"], utterances)
     assert scores["frame_accuracy"] >= 0.85, scores
     assert scores["per_class_f1"]["speech"] >= 0.8
+    # The smoothed segments' frames: what `speechseq tag` writes, scored the same way.
+    assert scores["smoothed_per_class_f1"]["speech"] >= 0.8
+    assert scores["smoothed_per_class_f1"] != scores["per_class_f1"]
     assert scores["confusion"]["labels"] == ["silence", "speech"]
     log = (voice_activity["run"] / "log.csv").read_text().splitlines()
     header, last = log[0].split(","), dict(zip(log[0].split(","), log[-1].split(",")))
