@@ -10,6 +10,14 @@ best epoch, the rest the test set. Each fine-tune replays `--replay-ratio` utter
 of the source's own training data per new one (default 4), against forgetting. The table gives
 WER/CER on lucas's test utterances and on the old speakers' test takes, before and
 after; it goes to RUNS/new-speaker/results.json.
+
+    .venv/bin/python pipelines/new_speaker.py --sentences          # eSpeak voices -> Kathleen
+
+`--sentences` does the same at sentence level: a model trained only on eSpeak NG
+voices reading the Kathleen training prompts (pipelines/sentences.py's split) is
+fine-tuned on the first 5, 15 and 30 minutes of Kathleen's own training takes, and
+scored on her held-out prompts (and on the eSpeak voices reading them) before and
+after; results go to RUNS/new-speaker-sentences/results.json.
 """
 
 from __future__ import annotations
@@ -18,7 +26,9 @@ import argparse
 import json
 from pathlib import Path
 
-from speechseq import corpora, finetune
+from sentences import DEFAULTS as SENTENCE_DEFAULTS
+from sentences import KATHLEEN, split_by_prompt
+from speechseq import audio, corpora, finetune, runfile, synth, train
 from speechseq.corpora import DigitSequenceOptions
 from speechseq.files import write_text
 
@@ -30,17 +40,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--from", dest="source", default=str(ROOT / "saved_models" / "digits"))
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 25, 50])
-    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "new-speaker")
+    parser.add_argument("--out", type=Path)
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--replay-ratio", type=float, default=4.0, help="old training utterances per new one")
     parser.add_argument("--freeze", default="", help="layers kept fixed, e.g. front,encoder:1")
+    parser.add_argument("--sentences", action="store_true", help="eSpeak-trained sentence model -> Kathleen")
+    parser.add_argument("--minutes", type=float, nargs="+", default=[5, 15, 30], help="--sentences: Kathleen minutes")
+    parser.add_argument("--voices", type=int, default=3, help="--sentences: eSpeak voices the source learns from")
+    parser.add_argument("--source-epochs", type=int, default=8, help="--sentences: epochs of the eSpeak model")
     args = parser.parse_args()
+    if args.sentences:
+        adapt_sentences(args, args.out or ROOT / "runs" / "new-speaker-sentences")
+    else:
+        adapt_digits(args, args.out or ROOT / "runs" / "new-speaker")
 
+
+def adapt_digits(args, out: Path) -> None:
     corpus = ROOT / "work" / "digits-lucas"
     if not (corpus / "held_out.jsonl").exists():
         corpora.connected_digits(FSDD, corpus, DigitSequenceOptions(held_out_speaker="lucas"))
     lucas = corpora.read_manifest(corpus / "held_out.jsonl")
-    split = args.out / "lucas"
+    split = out / "lucas"
     dev = corpora.write_manifest(lucas[50:65], split / "dev.jsonl")
     test_sets = {"new speaker lucas (test)": str(corpora.write_manifest(lucas[65:], split / "test.jsonl")),
                  "old speakers (test takes)": str(corpus / "test.jsonl")}
@@ -55,12 +75,58 @@ def main() -> None:
             source=str(source), manifest=str(pool), dev=str(dev), epochs=args.epochs,
             replay=replay, replay_ratio=args.replay_ratio, batch_size=8, freeze=args.freeze,
         )
-        run = finetune.make_run(options, args.out / f"{size}-utterances")
-        finetune.fit(run)
-        report = finetune.before_and_after(source, run.directory, test_sets)
-        print(f"\nfine-tuned on {size} utterances of lucas:\n{finetune.format_report(report)}")
-        results[f"{size} utterances"] = report
-    write_text(args.out / "results.json", json.dumps(results, indent=2) + "\n")
+        results[f"{size} utterances"] = _fine_tune(options, out / f"{size}-utterances", test_sets,
+                                                   f"{size} utterances of lucas")
+    write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
+
+
+def adapt_sentences(args, out: Path) -> None:
+    kathleen = split_by_prompt(corpora.transcribed_folder(KATHLEEN, speaker="kathleen"))
+    source = out / "espeak-source"
+    _train_espeak_source(kathleen, args.voices, args.source_epochs, source, out)
+    test_sets = {"Kathleen, held-out prompts": str(corpora.write_manifest(kathleen["test"], out / "kathleen-test.jsonl")),
+                 "eSpeak voices, held-out prompts": str(out / "espeak-test.jsonl")}
+    dev = corpora.write_manifest(kathleen["dev"], out / "kathleen-dev.jsonl")
+    results = {}
+    for minutes in args.minutes:
+        pool = corpora.write_manifest(_first_minutes(kathleen["train"], minutes), out / f"kathleen-{minutes:g}min.jsonl")
+        options = finetune.FinetuneOptions(source=str(source), manifest=str(pool), dev=str(dev), epochs=args.epochs,
+                                           learning_rate=5e-4, batch_size=16)
+        results[f"{minutes:g} minutes"] = _fine_tune(options, out / f"{minutes:g}-minutes", test_sets,
+                                                     f"{minutes:g} minutes of Kathleen")
+    write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
+
+
+def _fine_tune(options: finetune.FinetuneOptions, directory: Path, test_sets: dict[str, str], what: str) -> dict:
+    """Fine-tune (or resume), then score before and after on `test_sets` and print the table."""
+    run = finetune.make_run(options, directory)
+    finetune.fit(run)
+    report = finetune.before_and_after(options.source, run.directory, test_sets)
+    print(f"\nfine-tuned on {what}:\n{finetune.format_report(report)}")
+    return report
+
+
+def _train_espeak_source(kathleen: dict, voices: int, epochs: int, directory: Path, out: Path) -> None:
+    """A sentence model that never heard a human: eSpeak voices reading Kathleen's prompts."""
+    voice_list = synth.voices(voices, seed=5)
+    read = {name: synth.synthetic_corpus(sorted({u.text for u in kathleen[name]}), voice_list,
+                                         ROOT / "work" / "espeak-sentences")
+            for name in ("train", "dev", "test")}
+    manifests = {name: corpora.write_manifest(items, out / f"espeak-{name}.jsonl") for name, items in read.items()}
+    settings = SENTENCE_DEFAULTS + [f"data.train={manifests['train']}", f"data.dev={manifests['dev']}",
+                                    f"train.epochs={epochs}"]
+    train.fit(runfile.load(None, settings, directory))
+
+
+def _first_minutes(utterances: list[corpora.Utterance], minutes: float) -> list[corpora.Utterance]:
+    """The first utterances (in corpus order) that together last `minutes`."""
+    chosen, seconds = [], 0.0
+    for utterance in utterances:
+        if seconds >= minutes * 60:
+            break
+        chosen.append(utterance)
+        seconds += utterance.duration or audio.info(utterance.audio).duration
+    return chosen
 
 
 if __name__ == "__main__":

@@ -120,8 +120,11 @@ class Synthesizer:
 def synthetic_corpus(texts, voice_list, out_dir, synthesizer: Synthesizer | None = None):
     """Every text read by every voice, as 16-bit WAVs under `out_dir`: manifest entries.
 
-    Files that exist already are kept (a rebuild only adds what is missing).
+    Files are named by a hash of their text, so calls with other texts into the same
+    folder never reuse each other's audio, and files that exist already are kept (a
+    rebuild only adds what is missing).
     """
+    import hashlib
     from pathlib import Path
 
     import soundfile
@@ -135,8 +138,8 @@ def synthetic_corpus(texts, voice_list, out_dir, synthesizer: Synthesizer | None
     for voice in voice_list:
         folder = out_dir / voice.speaker
         folder.mkdir(parents=True, exist_ok=True)
-        for index, text in enumerate(texts):
-            path = folder / f"{index:05d}.wav"
+        for text in texts:
+            path = folder / f"{hashlib.sha1(text.encode('utf-8')).hexdigest()[:16]}.wav"
             if not path.exists():
                 samples = synthesizer.speak(text, voice)
                 with atomic_path(path) as temporary:

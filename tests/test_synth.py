@@ -47,6 +47,12 @@ def test_synthetic_corpus_writes_loadable_wavs(synthesizer, tmp_path):
     for utterance in utterances:
         assert soundfile.info(utterance.audio).samplerate == 22050
         assert audio.load(utterance.audio).size == pytest.approx(utterance.duration * 16000, abs=2)
+    # Another call into the same folder (a dev split, say) gets its own texts' audio.
+    voice = synth.voices(1)
+    [other] = synth.synthetic_corpus(["seven eight nine zero seven"], voice, tmp_path, synthesizer)
+    [again] = synth.synthetic_corpus(["one two"], voice, tmp_path, synthesizer)
+    assert other.audio != again.audio and other.duration > 2 * again.duration
+    assert again.audio == utterances[0].audio  # the same text by the same voice is kept, not rebuilt
 
 
 def test_a_second_synthesizer_in_one_process_still_speaks():
