@@ -7,7 +7,7 @@ The source model was trained without FSDD speaker lucas (pipelines/digits.py). H
 connected-digit utterances are split once: the first 50 are the adaptation pool
 (the first 10, 25 or 50 of them are used), the next 15 the dev set that picks the
 best epoch, the rest the test set. Each fine-tune replays `--replay-ratio` utterances
-of the source's own training data per new one (default 4), against forgetting. The table gives
+of the source's own training data per new one (default 8), against forgetting. The table gives
 WER/CER on lucas's test utterances and on the old speakers' test takes, before and
 after; it goes to RUNS/new-speaker/results.json.
 
@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 25, 50])
     parser.add_argument("--out", type=Path)
     parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--replay-ratio", type=float, default=4.0, help="old training utterances per new one")
+    parser.add_argument("--replay-ratio", type=float, default=8.0, help="old training utterances per new one")
     parser.add_argument("--freeze", default="", help="layers kept fixed, e.g. front,encoder:1")
     parser.add_argument("--sentences", action="store_true", help="eSpeak-trained sentence model -> Kathleen")
     parser.add_argument("--minutes", type=float, nargs="+", default=[5, 15, 30], help="--sentences: Kathleen minutes")
