@@ -186,11 +186,13 @@ def _file_windows(path, seconds: float, overlap: float, sample_rate: int):
             for start in range(0, header.frames, step):
                 file.seek(start)
                 samples = file.read(window, dtype="float32", always_2d=True)
-                if samples.shape[0] == 0:
+                # No samples left (a header that promised more), or less than one at the
+                # output rate past the first window: the file has ended.
+                if samples.shape[0] == 0 or (start and samples.shape[0] * sample_rate < header.sample_rate):
                     break
                 if not np.isfinite(samples).all():
-                    seconds = start / header.sample_rate
-                    raise AudioError(path, f"contains NaN or infinite samples (in the window from {seconds:.1f} s)")
+                    at = start / header.sample_rate
+                    raise AudioError(path, f"contains NaN or infinite samples (in the window from {at:.1f} s)")
                 yield start / header.sample_rate, _mono_at_rate(path, samples, header.sample_rate, sample_rate)
                 if start + window >= header.frames:
                     break
