@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 import math
@@ -358,9 +359,11 @@ def speed_perturbed(utterances: Sequence[Utterance], factors: Sequence[float], o
         if not 0.5 <= factor <= 2.0:
             raise CorpusError(f"speed factor {factor} is outside 0.5-2.0")
         folder = out_dir / f"sp{factor:g}"
-        for index, utterance in enumerate(utterances):
-            # One name per source path: clips in different folders may share a stem.
-            target = folder / f"{index:06d}_{utterance.audio.stem}.wav"
+        for utterance in utterances:
+            # Named by the source's path: clips in different folders may share a stem,
+            # and another call (another manifest's order) must not reuse other audio.
+            key = hashlib.sha1(str(utterance.audio).encode("utf-8")).hexdigest()[:12]
+            target = folder / f"{utterance.audio.stem}_{key}.wav"
             if not target.exists():
                 waveform = audio.load(utterance.audio, sample_rate)
                 # Read as if recorded at factor x the rate, then resampled back: factor x as fast.
