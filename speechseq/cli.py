@@ -183,8 +183,8 @@ def cmd_transcribe(args) -> int:
     if args.resume:
         if not args.out:
             raise ValueError("--resume needs --out: it skips inputs whose output file exists")
-        done = [p for p in paths if (args.out / f"{p.stem}.{args.format}").exists()]
-        paths = [p for p in paths if p not in set(done)]
+        done = {p for p in paths if (args.out / f"{p.stem}.{args.format}").exists()}
+        paths = [p for p in paths if p not in done]
         print(f"speechseq transcribe: resuming: {len(done)} files done already, {len(paths)} to go", file=sys.stderr)
     failures = 0
     progress = tqdm(total=len(paths), unit="file", disable=None if len(paths) > 1 else True, file=sys.stderr)

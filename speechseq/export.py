@@ -61,7 +61,7 @@ class Trained:
 
     @property
     def task(self) -> str:
-        return "frames" if isinstance(self.classes, TagSet) else "ctc"
+        return task_of(self.classes)
 
 
 def load_trained(path: str | os.PathLike) -> Trained:
@@ -91,6 +91,11 @@ def load_trained(path: str | os.PathLike) -> Trained:
         keras_path=keras_path,
         folder=folder,
     )
+
+
+def task_of(classes: Vocabulary | TagSet) -> str:
+    """"frames" for a model that tags frames, "ctc" for one that transcribes."""
+    return "frames" if isinstance(classes, TagSet) else "ctc"
 
 
 def load_classes(folder: Path) -> Vocabulary | TagSet:
@@ -129,7 +134,7 @@ class Published:
 
     @property
     def task(self) -> str:
-        return "frames" if isinstance(self.classes, TagSet) else "ctc"
+        return task_of(self.classes)
 
 
 def open_published(model: str | os.PathLike) -> Published:
@@ -436,12 +441,11 @@ def write_version(
         _sync_tree(staging)
         os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp's 0700 would lock out TF Serving's user
         os.rename(staging, target)  # atomic on one filesystem; fails if target appeared meanwhile
-    except (OSError, tf.errors.OpError) as error:  # a full disk, say
+    except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
-        reason = error.message if isinstance(error, tf.errors.OpError) else error.strerror or error
-        raise ExportError(f"cannot write {target}: {reason}; nothing was published") from None
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(error, (OSError, tf.errors.OpError)):  # a full disk, say
+            reason = error.message if isinstance(error, tf.errors.OpError) else error.strerror or error
+            raise ExportError(f"cannot write {target}: {reason}; nothing was published") from None
         raise
     return target
 
@@ -477,6 +481,7 @@ __all__ = [
     "TaggingServing",
     "Trained",
     "load_classes",
+    "task_of",
     "load_trained",
     "open_published",
     "model_card",

@@ -10,8 +10,8 @@ librosa's by up to 50x in power.
 from __future__ import annotations
 
 import dataclasses
-import math
 import json
+import math
 from typing import Any
 
 import keras
