@@ -173,7 +173,10 @@ def read_table(path: Path, delimiter: str = ",") -> list[Segment]:
         if missing:
             raise SegmentFileError(f"{path}: header lacks {', '.join(sorted(missing))}")
         columns = [header.index(name) for name in ("start", "end", "label")]
-        rows = [[row[i] for i in columns] if len(row) > max(columns) else row for row in rows[1:]]
+        short = next((number for number, row in enumerate(rows[1:], start=2) if len(row) <= max(columns)), None)
+        if short is not None:
+            raise SegmentFileError(f"{path}:{short}: fewer fields than the header's start, end and label need")
+        rows = [[row[i] for i in columns] for row in rows[1:]]
         first_line = 2
     else:
         first_line = 1

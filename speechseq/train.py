@@ -96,7 +96,9 @@ class TrainConfig:
         return data.AddNoise(snrs, self.noise_probability)
 
     def __post_init__(self):
-        self.noise()  # checks noise_snrs and noise_probability
+        if not 0 <= self.noise_probability <= 1:
+            raise ValueError(f"noise_probability must be a probability in [0, 1], got {self.noise_probability}")
+        self.noise()  # checks noise_snrs
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
         if self.optimizer not in ("adam", "adamw"):

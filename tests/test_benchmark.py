@@ -52,6 +52,7 @@ def test_speed_and_memory_png(tmp_path):
     series = {"40 short files": [(18.0, 9.0, 700.0)], "one long file each": [(60.0, 8.0, 750.0), (600.0, 20.0, 760.0)]}
     with Image.open(plots.speed_and_memory(series, tmp_path / "rtf.png", "title")) as image:
         assert image.size == (1200, 540)
+        assert np.asarray(image.convert("L")).std() > 10  # points and labels drawn, not a blank page
 
 
 def test_quick_features_benchmark_writes_machine_and_table(tmp_path, capfd):

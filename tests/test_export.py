@@ -112,6 +112,19 @@ def test_wav_bytes_at_8k_and_44k_give_the_text_of_the_resampled_waveform(loaded)
         assert result["token_count"].numpy().tolist() == [len(t) for t in reference]
 
 
+def test_rows_of_digital_silence_give_no_words_beside_speech_in_one_batch(loaded):
+    clip = audio.load(CLIPS[0])  # "three"
+    hiss = np.random.default_rng(0).uniform(-5e-5, 5e-5, clip.size).astype(np.float32)  # below -80 dBFS
+    quiet_speech = clip / np.abs(clip).max() * 3e-4  # just above it: still read
+    batch = np.stack([np.zeros_like(clip), hiss, clip, quiet_speech])
+    lengths = tf.constant([clip.size] * 4)
+    result = loaded.signatures["serving_default"](audio=tf.constant(batch), audio_length=lengths)
+    assert result["transcript"].numpy().tolist()[:3] == [b"", b"", b"three"]
+    assert result["token_count"].numpy().tolist()[:2] == [0, 0] and result["token_count"].numpy()[3] > 0
+    frames = loaded.signatures["audio_log_probs"](audio=tf.constant(batch), audio_length=lengths)["output_lengths"]
+    assert frames.numpy().tolist()[:2] == [0, 0] and frames.numpy()[2] > 0
+
+
 def test_token_times_fall_inside_the_spoken_digits(loaded):
     clips = [audio.load(clip) for clip in CLIPS[:3]]  # three, seven, zero
 

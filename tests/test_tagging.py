@@ -54,6 +54,15 @@ def test_bad_segment_files_are_refused_with_the_place():
         segments.read(FIXTURES / "meeting.txt")
 
 
+def test_a_row_shorter_than_its_header_is_refused_with_its_line(tmp_path):
+    table = tmp_path / "events.csv"
+    table.write_text("label,note,start,end\nspeech,x,0.5,1.0\ncough,y,1.2\n")
+    with pytest.raises(segments.SegmentFileError, match=r"events.csv:3: fewer fields than the header"):
+        segments.read(table)
+    table.write_text("label,note,start,end\nspeech,x,0.5,1.0\n")
+    assert segments.read(table) == [segments.Segment(0.5, 1.0, "speech")]
+
+
 @pytest.mark.parametrize("format,suffix", [("csv", ".csv"), ("rttm", ".rttm"), ("textgrid", ".TextGrid")])
 def test_written_segments_read_back(format, suffix, tmp_path):
     tagged = [TaggedSegment(0.5, 1.25, "speech", 0.9), TaggedSegment(2.0, 2.75, "speech", 0.8)]
@@ -130,6 +139,19 @@ def test_exported_tag_signature_gives_the_keras_model_s_frames(voice_activity):
     files = [str(u.audio) for u in corpora.read_manifest(voice_activity["manifest"])[:4]]
     result = verify.verify(voice_activity["export"], export.load_trained(voice_activity["run"]), files)
     assert result.ok, result
+
+
+def test_digital_silence_is_all_background_in_the_exported_graph(voice_activity):
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(voice_activity["export"]))
+    speech = audio.load(corpora.read_manifest(voice_activity["manifest"])[0].audio)
+    batch = np.stack([np.zeros_like(speech), speech])
+    result = loaded.signatures["tag"](audio=tf.constant(batch), audio_length=tf.constant([speech.size] * 2))
+    frames = int(result["frame_length"][0])
+    assert set(result["tags"][0, :frames].numpy().tolist()) == {b"silence"}
+    np.testing.assert_array_equal(result["probabilities"][0, :frames].numpy(), [[1.0, 0.0]] * frames)
+    assert b"speech" in result["tags"][1, :frames].numpy().tolist()
 
 
 def test_long_audio_is_tagged_in_windows_with_every_frame_once(voice_activity, tmp_path):

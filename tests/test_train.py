@@ -160,9 +160,16 @@ def test_run_file_and_typed_overrides(tmp_path):
         ("optimizer.lr=1", "unknown section"),
         ("epochs=3", "section.key=value"),
         ("features.n_fft=1.5", "expected int"),
+        ("train.noise_snrs=loud", "comma-separated numbers"),
+        ("train.noise_snrs=5,inf", "must be finite"),
+        ("train.noise_probability=1.5", "a probability in"),
+        ("train.learning_rate=0", "positive learning_rate"),
     ]:
         with pytest.raises(runfile.RunFileError, match=message):
             runfile.load(path, [override])
+    noisy = runfile.load(path, ["train.noise_snrs=0, 10", "train.noise_probability=0.25"])
+    assert noisy.train.noise() == data.AddNoise((0.0, 10.0), 0.25)
+    assert run.train.noise() is None  # no SNRs: no noise
     bad = tmp_path / "bad.toml"
     bad.write_text("[trian]\nepochs = 3\n")
     with pytest.raises(runfile.RunFileError, match=r"unknown section \[trian\]"):
