@@ -38,6 +38,7 @@ DEFAULTS = [
     "train.batch_size=16",
     "train.learning_rate=2e-3",
     "train.early_stopping=0",
+    "train.feature_cache=memory",
 ]
 
 

@@ -96,7 +96,9 @@ def main() -> None:
     if held_out:
         splits[f"held-out speaker {held_out}"] = corpus / "held_out.jsonl"
     settings = DEFAULTS + [f"data.train={train_manifest}", f"data.dev={corpus / 'dev.jsonl'}",
-                           f"train.noise_snrs={args.noise}"] + args.set
+                           f"train.noise_snrs={args.noise}",
+                           # Features kept after epoch 1, unless noise is drawn anew every epoch.
+                           f"train.feature_cache={'' if args.noise else 'memory'}"] + args.set
     run = runfile.load(None, settings, args.out)
 
     started = time.perf_counter()

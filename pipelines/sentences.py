@@ -37,6 +37,7 @@ DEFAULTS = [
     "train.batch_size=16",
     "train.learning_rate=1.5e-3",
     "train.early_stopping=8",
+    "train.feature_cache=memory",
 ]
 
 

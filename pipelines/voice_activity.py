@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FSDD = ROOT.parent / "shared" / "data" / "fsdd"
 TRAINING_SPEAKERS = ("george", "jackson", "nicolas")
 TEST_SPEAKERS = ("lucas", "yweweler")
+SCENES_PER_SPEAKER = 150  # training scenes of each FSDD speaker
 
 DEFAULTS = [
     "train.task=frames",
@@ -43,6 +44,7 @@ DEFAULTS = [
     "train.learning_rate=2e-3",
     "train.class_weights=balanced",
     "train.early_stopping=0",
+    "train.feature_cache=memory",
 ]
 
 
@@ -55,17 +57,25 @@ def synthetic_speakers(count: int, folder: Path) -> dict[str, list[Path]]:
     return by_speaker
 
 
-def corpus(folder: Path, synthetic_voices: int) -> dict[str, Path]:
+def corpus(folder: Path, synthetic_voices: int, scenes_per_voice: int = SCENES_PER_SPEAKER) -> dict[str, Path]:
     """The scene manifests (built once; same seed, same files)."""
     folder = folder / f"espeak{synthetic_voices}"
+    if scenes_per_voice != SCENES_PER_SPEAKER:
+        folder = folder.with_name(f"{folder.name}x{scenes_per_voice}")
     if (folder / "test_10db.jsonl").exists():
         return {name: folder / f"{name}.jsonl" for name in ("train", "dev", "test", "test_10db")}
     training = scenes.fsdd_speakers(FSDD, TRAINING_SPEAKERS, range(5, 50))
+    train_manifest = scenes.build(training, folder, scenes.SceneOptions(scenes_per_speaker=SCENES_PER_SPEAKER, seed=1),
+                                  "train")
     if synthetic_voices:
-        training |= synthetic_speakers(synthetic_voices, folder / "espeak")
+        # Many voices with fewer scenes each: more variety for the same training time.
+        synthetic = scenes.build(synthetic_speakers(synthetic_voices, folder / "espeak"), folder,
+                                 scenes.SceneOptions(scenes_per_speaker=scenes_per_voice, seed=5), "train-espeak")
+        train_manifest = corpora.write_manifest(
+            corpora.read_manifest(train_manifest) + corpora.read_manifest(synthetic), train_manifest)
     held_out = scenes.fsdd_speakers(FSDD, TEST_SPEAKERS, range(50))
     return {
-        "train": scenes.build(training, folder, scenes.SceneOptions(scenes_per_speaker=150, seed=1), "train"),
+        "train": train_manifest,
         "dev": scenes.build(scenes.fsdd_speakers(FSDD, TRAINING_SPEAKERS, range(0, 5)), folder,
                             scenes.SceneOptions(scenes_per_speaker=15, seed=2), "dev"),
         "test": scenes.build(held_out, folder, scenes.SceneOptions(scenes_per_speaker=50, seed=3), "test"),
@@ -81,9 +91,11 @@ def main() -> None:
     parser.add_argument("--export", type=Path, help="also export to this saved_models/NAME")
     parser.add_argument("--card", type=Path, help="JSON merged into the export's model card")
     parser.add_argument("--synthetic-voices", type=int, default=0, help="eSpeak NG voices added to training")
+    parser.add_argument("--scenes-per-voice", type=int, default=SCENES_PER_SPEAKER,
+                        help="training scenes of each eSpeak NG voice")
     args = parser.parse_args()
 
-    manifests = corpus(ROOT / "work" / "voice-activity", args.synthetic_voices)
+    manifests = corpus(ROOT / "work" / "voice-activity", args.synthetic_voices, args.scenes_per_voice)
     settings = DEFAULTS + [f"data.train={manifests['train']}", f"data.dev={manifests['dev']}"] + args.set
     run = runfile.load(None, settings, args.out)
     started = time.perf_counter()

@@ -24,6 +24,7 @@ from speechseq.text import OutOfVocabularyError, TagSet, Vocabulary
 log = logging.getLogger(__name__)
 
 DEFAULT_BUCKETS = 4  # length buckets: few fixed shapes keep XLA recompiles rare
+CACHED_SHUFFLE_BUFFER = 4096  # utterances' features held for shuffling when they are cached
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,7 +232,7 @@ class PipelineOptions:
     buckets: int = DEFAULT_BUCKETS  # length buckets; 1 = plain padded batches
     pad_to_boundaries: bool = False  # pad each bucket to a fixed length (for XLA)
     drop_remainder: bool = False  # drop each bucket's last, smaller batch (fixed batch size for XLA)
-    cache: str | None = None  # file prefix to cache feature batches on disk; "" = in memory
+    cache: str | None = None  # keep each utterance's features: "" = in memory, else a file prefix
     augment: SpecAugment | None = None  # SpecAugment for training
     noise: AddNoise | None = None  # waveform noise for training (with `cache`, drawn once and kept)
     deterministic: bool = True  # keep batch order under parallel decoding
@@ -251,6 +252,10 @@ def _pipeline(
     decoded by one Python call and its features are computed in one vectorised call.
     `make_batch(frames, frame_lengths, targets)` shapes a batch for its task; the
     targets are padded with zeros on the right by the bucketing.
+
+    With `options.cache`, each utterance's features are computed once, kept (in memory
+    or in files) and re-batched every epoch: later epochs skip decoding and features
+    but still get new batch compositions.
     """
     if not utterances:
         raise CorpusError("no utterances to build a dataset from")
@@ -260,18 +265,18 @@ def _pipeline(
     dataset = tf.data.Dataset.from_tensor_slices(elements)
     if input_context is not None and input_context.num_input_pipelines > 1:
         dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-    if options.shuffle:  # new batch compositions every epoch (fixed ones when cached)
-        dataset = dataset.shuffle(len(utterances), options.seed, reshuffle_each_iteration=True)
-    dataset = dataset.bucket_by_sequence_length(
-        element_length_func=lambda element: element["frames"],
-        bucket_boundaries=boundaries[:-1],
-        bucket_batch_sizes=bucket_batch_sizes(boundaries, options),
-        drop_remainder=options.drop_remainder,
-    )
+
+    def bucketed(dataset, length_of, sizes, drop_remainder):
+        return dataset.bucket_by_sequence_length(
+            element_length_func=length_of,
+            bucket_boundaries=boundaries[:-1],
+            bucket_batch_sizes=sizes,
+            drop_remainder=drop_remainder,
+        )
 
     features = feature_layer(config)
 
-    def to_batch(batch):
+    def with_features(batch):
         seconds = tf.cast(tf.reduce_max(batch["frames"]), tf.float64) / config.frames_per_second
         waveforms, lengths, decoded = tf.numpy_function(
             lambda paths, seconds: _decode_batch(paths, float(seconds), config.sample_rate),
@@ -283,17 +288,28 @@ def _pipeline(
         if options.noise is not None:
             waveforms = options.noise(waveforms, lengths)
         frames, frame_lengths = features(waveforms, lengths)
-        shaped = make_batch(frames, frame_lengths, batch)
-        return tuple(tf.boolean_mask(part, decoded) for part in shaped)
+        kept = {key: tf.boolean_mask(value, decoded) for key, value in batch.items()}
+        return tf.boolean_mask(frames, decoded), tf.boolean_mask(frame_lengths, decoded), kept
 
-    dataset = dataset.map(
-        to_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=options.deterministic
-    )
-    dataset = dataset.filter(lambda frames, *rest: tf.shape(frames)[0] > 0)
-    if options.cache is not None:
+    sizes = bucket_batch_sizes(boundaries, options)
+    if options.cache is None:
+        if options.shuffle:  # new batch compositions every epoch
+            dataset = dataset.shuffle(len(utterances), options.seed, reshuffle_each_iteration=True)
+        dataset = bucketed(dataset, lambda element: element["frames"], sizes, options.drop_remainder)
+        dataset = dataset.map(with_features, num_parallel_calls=tf.data.AUTOTUNE, deterministic=options.deterministic)
+    else:
+        # Features once per utterance (batched by length for speed, in a fixed order),
+        # cut to their true length and kept; the batches are formed afterwards.
+        dataset = bucketed(dataset, lambda element: element["frames"], [options.batch_size] * len(boundaries), False)
+        dataset = dataset.map(with_features, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        dataset = dataset.unbatch().map(lambda frames, length, element: (frames[:length], length, element))
         dataset = dataset.cache(options.cache)
         if options.shuffle:
-            dataset = dataset.shuffle(64, options.seed)
+            dataset = dataset.shuffle(min(len(utterances), CACHED_SHUFFLE_BUFFER), options.seed,
+                                      reshuffle_each_iteration=True)
+        dataset = bucketed(dataset, lambda frames, length, element: element["frames"], sizes, options.drop_remainder)
+    dataset = dataset.map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=options.deterministic)
+    dataset = dataset.filter(lambda frames, *rest: tf.shape(frames)[0] > 0)
     if options.pad_to_boundaries:
         dataset = dataset.map(_pad_to_boundary(boundaries), num_parallel_calls=tf.data.AUTOTUNE)
     if options.augment is not None:

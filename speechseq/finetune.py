@@ -84,6 +84,7 @@ def make_run(options: FinetuneOptions, directory: str | Path, overrides: Sequenc
         # Few utterances: one length bucket, and batches no bigger than the data.
         f"train.batch_size={min(options.batch_size, len(corpora.read_manifest(options.manifest)))}",
         "train.buckets=1",
+        "train.feature_cache=memory",  # many epochs over little audio: compute its features once
         f"train.early_stopping={options.early_stopping}",
         f"train.warmup_steps={min(50, max(options.steps // 10, 10)) if options.steps else 20}",
         f"train.seed={options.seed}",

@@ -75,6 +75,7 @@ class TrainConfig:
     noise_snrs: str = ""  # noise added to training audio at these SNRs (dB), e.g. "0,5,10,20"; "" = none
     noise_probability: float = 0.5  # share of training utterances that get noise
     buckets: int = 4  # length buckets
+    feature_cache: str = ""  # keep each utterance's features after epoch 1: "memory", a file prefix, "" = none
     jit_compile: bool = True  # XLA; batches are padded to fixed bucket lengths
     early_stopping: int = 10  # epochs without validation progress before stopping; 0 = never
     class_weights: str = ""  # frames task: "balanced" or "" (all 1)
@@ -98,7 +99,9 @@ class TrainConfig:
     def __post_init__(self):
         if not 0 <= self.noise_probability <= 1:
             raise ValueError(f"noise_probability must be a probability in [0, 1], got {self.noise_probability}")
-        self.noise()  # checks noise_snrs
+        if self.noise() and self.feature_cache:  # (noise() also checks noise_snrs)
+            raise ValueError("noise_snrs draws new noise every epoch, feature_cache would keep the first draw: "
+                             "set one of them, not both")
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
         if self.optimizer not in ("adam", "adamw"):
@@ -117,6 +120,16 @@ class TrainConfig:
         if not (0 <= self.clipnorm < math.inf and 0 <= self.weight_decay < math.inf):
             raise ValueError(f"clipnorm and weight_decay must be finite and not negative, got "
                              f"{self.clipnorm}, {self.weight_decay}")
+
+
+def _feature_cache(run: Run, workers: int, worker: int) -> str | None:
+    """`PipelineOptions.cache` for `train.feature_cache`: "" in memory, else one file prefix per worker."""
+    setting = run.train.feature_cache
+    if not setting:
+        return None
+    if setting == "memory":
+        return ""
+    return setting if workers == 1 else f"{setting}-worker{worker}"
 
 
 def choose_strategy(distribution: str = "auto") -> tf.distribute.Strategy:
@@ -309,6 +322,7 @@ def fit(run: Run, verbose: int | None = None, build_model: Callable | None = Non
         drop_remainder=run.train.jit_compile,
         augment=data.SpecAugment() if run.train.spec_augment else None,
         noise=run.train.noise(),
+        cache=_feature_cache(run, workers, worker),
     )
     # Every worker must take the same number of steps: the fewest any shard gives.
     steps = run.train.steps_per_epoch or min(

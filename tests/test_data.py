@@ -74,13 +74,39 @@ def test_shuffle_changes_order_between_epochs_but_not_content(utterances):
     assert epochs[0] != epochs[1]
 
 
-def test_disk_cache_replays_the_same_features(utterances, tmp_path):
-    options = data.PipelineOptions(batch_size=6, buckets=1, cache=str(tmp_path / "features"))
-    dataset = data.ctc_dataset(utterances[:12], VOCABULARY, CONFIG, options)
-    first, second = _collect(dataset), _collect(dataset)
-    assert list(tmp_path.glob("features*")), "cache files are written"
-    for a, b in zip(first, second):
-        np.testing.assert_array_equal(a[0], b[0])
+def _features_by_text(batches):
+    return {VOCABULARY.decode(l[:m]): f[:n] for b in batches for f, n, l, m in zip(*b)}
+
+
+@pytest.mark.parametrize("where", ["memory", "disk"])
+def test_cached_features_are_computed_once_and_rebatched_every_epoch(utterances, tmp_path, where):
+    # Copies of the audio, deleted after the first epoch: later epochs must not read it.
+    copies = []
+    for index, utterance in enumerate(utterances[:16]):
+        copy = tmp_path / f"{index}.wav"
+        copy.write_bytes(utterance.audio.read_bytes())
+        copies.append(Utterance(copy, utterance.text, utterance.speaker, utterance.duration))
+    cache = "" if where == "memory" else str(tmp_path / "features")
+    options = data.PipelineOptions(batch_size=4, buckets=1, shuffle=True, seed=1, cache=cache)
+    dataset = data.ctc_dataset(copies, VOCABULARY, CONFIG, options)
+    iterator = iter(dataset.repeat())
+    steps = data.batches_per_epoch(copies, CONFIG, options)
+    first = [tuple(t.numpy() for t in next(iterator)) for _ in range(steps)]
+    for copy in copies:
+        copy.audio.unlink()
+    second = [tuple(t.numpy() for t in next(iterator)) for _ in range(steps)]
+    if where == "disk":
+        assert list(tmp_path.glob("features*")), "cache files are written"
+    uncached = _collect(data.ctc_dataset(utterances[:16], VOCABULARY, CONFIG, data.PipelineOptions(batch_size=4)))
+    expected = _features_by_text(uncached)
+    for epoch in (first, second):
+        got = _features_by_text(epoch)
+        assert sorted(got) == sorted(expected), "every utterance once per epoch"
+        for text, frames in got.items():
+            np.testing.assert_allclose(frames, expected[text], atol=1e-3)  # batch-dependent rounding
+    compositions = [[sorted(VOCABULARY.decode(l[:m]) for l, m in zip(b[2], b[3])) for b in epoch]
+                    for epoch in (first, second)]
+    assert compositions[0] != compositions[1], "batches are re-formed every epoch"
 
 
 def test_sharding_for_distribution_splits_utterances_without_overlap(utterances):

@@ -40,7 +40,7 @@ def test_tiny_ctc_model_overfits_ten_real_clips_and_decodes_them(ten_digits, tmp
     run = runfile.load(
         None,
         TINY + [f"data.train={ten_digits}", f"data.dev={ten_digits}", "train.epochs=8",
-                "train.steps_per_epoch=40", "train.early_stopping=0"],
+                "train.steps_per_epoch=40", "train.early_stopping=0", "train.feature_cache=memory"],
         tmp_path / "run",
     )
     model = train.fit(run, verbose=0)
@@ -167,6 +167,8 @@ def test_run_file_and_typed_overrides(tmp_path):
     ]:
         with pytest.raises(runfile.RunFileError, match=message):
             runfile.load(path, [override])
+    with pytest.raises(runfile.RunFileError, match="feature_cache would keep the first draw"):
+        runfile.load(path, ["train.noise_snrs=10", "train.feature_cache=memory"])
     noisy = runfile.load(path, ["train.noise_snrs=0, 10", "train.noise_probability=0.25"])
     assert noisy.train.noise() == data.AddNoise((0.0, 10.0), 0.25)
     assert run.train.noise() is None  # no SNRs: no noise
