@@ -168,7 +168,8 @@ def test_long_audio_is_tagged_in_windows_with_every_frame_once(voice_activity, t
     in_eights = Tagger(voice_activity["export"], options).tag(longer)
     in_threes = Tagger(voice_activity["export"], dataclasses.replace(options, batch_size=3)).tag(longer)
     assert len(in_threes.probabilities) == len(in_eights.probabilities) == 1 + longer.size // 160
-    assert np.array_equal(in_threes.probabilities, in_eights.probabilities)
+    # Equal up to float rounding: batch shape changes the kernels' summation order.
+    np.testing.assert_allclose(in_threes.probabilities, in_eights.probabilities, rtol=0, atol=1e-6)
     frames = data.frame_labels([s.start for s in truth], [s.end for s in truth], [1] * len(truth),
                                len(whole.probabilities), FeatureConfig(n_mels=40), 0).numpy()
     # Each window is normalised on its own, so frames differ a little; accuracy must not suffer.
