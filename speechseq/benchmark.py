@@ -24,7 +24,7 @@ FULL_RESULTS = "RESULTS.md"
 # to catch a large regression, too small for figures worth reporting.
 QUICK = {
     "features": ["--long-minutes", "1", "--long-files", "1", "--short-files", "500"],
-    "train": ["--utterances", "96"],
+    "train": ["--utterances", "96", "--repeats", "2"],
     "transcribe": ["--minutes", "1", "--short-files", "40"],
     "peers": ["--long-minutes", "1", "--utterances", "40"],
 }
