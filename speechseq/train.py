@@ -19,6 +19,8 @@ its own shard of the data.
 from __future__ import annotations
 
 import dataclasses
+import glob
+import hashlib
 import json
 import logging
 import math
@@ -122,14 +124,36 @@ class TrainConfig:
                              f"{self.clipnorm}, {self.weight_decay}")
 
 
-def _feature_cache(run: Run, workers: int, worker: int) -> str | None:
-    """`PipelineOptions.cache` for `train.feature_cache`: "" in memory, else one file prefix per worker."""
+def feature_cache_prefix(run: Run, utterances: list[corpora.Utterance], workers: int = 1,
+                         worker: int = 0) -> str | None:
+    """`PipelineOptions.cache` for `train.feature_cache`: None (off), "" (in memory) or a file prefix.
+
+    Files are named by what they hold (the utterances, their targets' settings and the
+    features): a changed corpus or front end gets new files, never the old features.
+    Leftovers of a run killed while it wrote them are cleared, so the run can resume.
+    """
     setting = run.train.feature_cache
     if not setting:
         return None
     if setting == "memory":
         return ""
-    return setting if workers == 1 else f"{setting}-worker{worker}"
+    held = repr((utterances, run.data, run.features, run.train.task, workers, worker)).encode("utf-8")
+    prefix = f"{setting}-{hashlib.sha1(held).hexdigest()[:12]}" + (f"-worker{worker}" if workers > 1 else "")
+    Path(prefix).parent.mkdir(parents=True, exist_ok=True)
+    _clear_unfinished_cache(prefix)
+    return prefix
+
+
+def _clear_unfinished_cache(prefix: str) -> None:
+    """tf.data refuses a prefix whose lockfile is left ("a concurrent caching iterator"),
+    which is what a process killed in epoch 1 leaves, with partial data beside it. A
+    prefix belongs to one run, and a run to one process, so such leftovers are stale."""
+    if Path(f"{prefix}.index").exists():  # finished: reused as it is
+        return
+    folder, name = Path(prefix).parent, Path(prefix).name
+    for leftover in folder.glob(glob.escape(name) + "_*"):
+        if leftover.name.endswith(".lockfile") or ".tempstate" in leftover.name:
+            leftover.unlink(missing_ok=True)
 
 
 def choose_strategy(distribution: str = "auto") -> tf.distribute.Strategy:
@@ -322,7 +346,7 @@ def fit(run: Run, verbose: int | None = None, build_model: Callable | None = Non
         drop_remainder=run.train.jit_compile,
         augment=data.SpecAugment() if run.train.spec_augment else None,
         noise=run.train.noise(),
-        cache=_feature_cache(run, workers, worker),
+        cache=feature_cache_prefix(run, train_set, workers, worker),
     )
     # Every worker must take the same number of steps: the fewest any shard gives.
     steps = run.train.steps_per_epoch or min(

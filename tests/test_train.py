@@ -136,6 +136,27 @@ def test_killed_run_resumes_without_losing_or_repeating_an_epoch(ten_digits, tmp
     assert again.returncode == 0 and "finished already" in again.stderr
 
 
+def test_file_feature_cache_resumes_after_a_killed_first_epoch_and_follows_the_data(ten_digits, tmp_path):
+    prefix = tmp_path / "cache" / "features"
+    settings = TINY + ["train.epochs=1", "train.steps_per_epoch=2", "train.jit_compile=false",
+                       f"train.feature_cache={prefix}"]
+    run = runfile.load(None, settings + [f"data.train={ten_digits}"], tmp_path / "run")
+    utterances = corpora.read_manifest(ten_digits)
+    cache = train.feature_cache_prefix(run, utterances)
+    # What a process SIGKILLed while writing the cache leaves (measured): a lockfile and
+    # partial data. tf.data then refuses the prefix, so without the clean-up no resume.
+    Path(f"{cache}_0.lockfile").write_text("Created at: 0")
+    Path(f"{cache}_0.data-00000-of-00001.tempstate42").write_bytes(b"partial")
+    train.fit(run, verbose=0)
+    assert Path(f"{cache}.index").exists()  # the run used the very prefix the leftovers had
+    assert not list(prefix.parent.glob("*.lockfile")) and not list(prefix.parent.glob("*tempstate*"))
+
+    # Other utterances under the same setting get their own files, not the old features.
+    six = corpora.write_manifest(utterances[:6], tmp_path / "six.jsonl")
+    train.fit(runfile.load(None, settings + [f"data.train={six}"], tmp_path / "run-six"), verbose=0)
+    assert len(list(prefix.parent.glob("features-*.index"))) == 2
+
+
 def test_run_with_other_settings_in_the_same_directory_is_refused(ten_digits, tmp_path):
     run = runfile.load(None, TINY + [f"data.train={ten_digits}", "train.epochs=1", "train.steps_per_epoch=1",
                                      "train.jit_compile=false"], tmp_path / "run")
