@@ -24,7 +24,7 @@ from pathlib import Path
 
 import keras
 
-from speechseq import corpora, evaluate, export, models, runfile, train
+from speechseq import corpora, data, evaluate, export, models, runfile, train
 from speechseq.files import write_text
 from speechseq.text import BLANK_ID, Vocabulary
 
@@ -72,8 +72,11 @@ def make_run(options: FinetuneOptions, directory: str | Path, overrides: Sequenc
     settings = [f"features.{key}={_setting(value)}" for key, value in source.features.to_dict().items()]
     settings += [f"model.{key}={_setting(value)}" for key, value in source.settings["model"].items()]
     steps_per_epoch = math.ceil(options.steps / options.epochs) if options.steps else 0
+    training = _training_manifest(options, directory)
+    batch_size = min(options.batch_size, len(corpora.read_manifest(options.manifest)))
+    buckets = max(1, min(data.DEFAULT_BUCKETS, len(corpora.read_manifest(training)) // (4 * batch_size)))
     settings += [
-        f"data.train={_training_manifest(options, directory)}",
+        f"data.train={training}",
         f"data.dev={options.dev}",
         f"data.vocabulary={vocabulary}",
         f"train.init_from={source_path.resolve()}",
@@ -81,9 +84,10 @@ def make_run(options: FinetuneOptions, directory: str | Path, overrides: Sequenc
         f"train.learning_rate={options.learning_rate}",
         f"train.epochs={options.epochs}",
         f"train.steps_per_epoch={steps_per_epoch}",
-        # Few utterances: one length bucket, and batches no bigger than the data.
-        f"train.batch_size={min(options.batch_size, len(corpora.read_manifest(options.manifest)))}",
-        "train.buckets=1",
+        # Batches no bigger than the data. Length buckets once there are enough utterances
+        # to fill a few batches each: one bucket pads every batch to the longest clip.
+        f"train.batch_size={batch_size}",
+        f"train.buckets={buckets}",
         "train.feature_cache=memory",  # many epochs over little audio: compute its features once
         f"train.early_stopping={options.early_stopping}",
         f"train.warmup_steps={min(50, max(options.steps // 10, 10)) if options.steps else 20}",

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from speechseq import cli, corpora, evaluate, export, finetune, verify
+from speechseq import cli, corpora, data, evaluate, export, finetune, verify
 from speechseq.corpora import DigitSequenceOptions
 from speechseq.text import Vocabulary
 
@@ -53,6 +53,14 @@ def test_an_export_and_its_keras_file_start_from_the_source_s_transcripts(lucas,
         start = finetune.starting_model(run, vocabulary)
         trained = export.Trained(start, vocabulary, run.features, run.settings(), Path(), Path())
         assert [r["labels"] for r in verify.keras_outputs(trained, files)] == expected
+
+
+def test_enough_utterances_are_bucketed_by_length_and_few_are_not(lucas, tmp_path):
+    few = finetune.make_run(_options(lucas), tmp_path / "few")  # 12 utterances, batches of 6
+    assert few.train.buckets == 1  # two batches: buckets would drop most of them
+    many = corpora.write_manifest(corpora.read_manifest(lucas["train"]) * 8, tmp_path / "many.jsonl")
+    run = finetune.make_run(_options(lucas, manifest=str(many)), tmp_path / "many")
+    assert run.train.buckets == data.DEFAULT_BUCKETS  # one bucket would pad every batch to the longest clip
 
 
 def test_frozen_layers_stay_bit_identical_and_the_rest_learns(lucas, tmp_path):
