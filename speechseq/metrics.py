@@ -51,15 +51,15 @@ class TranscriptionMetrics(keras.callbacks.Callback):
 
     Runs in `on_epoch_end` before the callbacks after it in the list, so put it first:
     `ModelCheckpoint` and `EarlyStopping` then monitor `val_wer` in the same epoch.
-    `transcribe(model) -> (references, hypotheses)` does the decoding.
+    `transcribe() -> (references, hypotheses)` decodes it with the model being trained.
     """
 
-    def __init__(self, transcribe: Callable[[keras.Model], tuple[list[str], list[str]]]):
+    def __init__(self, transcribe: Callable[[], tuple[list[str], list[str]]]):
         super().__init__()
         self.transcribe = transcribe
 
     def on_epoch_end(self, epoch, logs=None):
-        references, hypotheses = self.transcribe(self.model)
+        references, hypotheses = self.transcribe()
         if logs is not None:
             logs["val_wer"] = word_error_rate(references, hypotheses)
             logs["val_cer"] = character_error_rate(references, hypotheses)
@@ -69,7 +69,8 @@ class TaggingMetrics(keras.callbacks.Callback):
     """After each epoch, tag the validation set: log `val_f1_<label>` for every label
     and their mean `val_macro_f1`, and hand the confusion matrix to `on_confusion`.
 
-    `predict(model) -> (reference frame ids, predicted frame ids)` over real frames.
+    `predict() -> (reference frame ids, predicted frame ids)` over real frames, by the
+    model being trained.
     """
 
     def __init__(self, predict: Callable, labels: Sequence[str], on_confusion: Callable[[np.ndarray], None]):
@@ -77,7 +78,7 @@ class TaggingMetrics(keras.callbacks.Callback):
         self.predict, self.labels, self.on_confusion = predict, list(labels), on_confusion
 
     def on_epoch_end(self, epoch, logs=None):
-        reference, predicted = self.predict(self.model)
+        reference, predicted = self.predict()
         matrix = confusion_matrix(reference, predicted, len(self.labels))
         f1 = per_class_f1(matrix)
         if logs is not None:

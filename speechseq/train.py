@@ -384,7 +384,7 @@ def fit(run: Run, verbose: int | None = None, build_model: Callable | None = Non
         )
     eval_options = data.PipelineOptions(batch_size=run.train.batch_size, buckets=run.train.buckets,
                                         pad_to_boundaries=run.train.jit_compile)
-    callbacks, validation = _callbacks(run, classes, dev_set, eval_options)
+    callbacks, validation = _callbacks(run, classes, dev_set, eval_options, evaluate.inference(model))
     model.fit(
         train_data.repeat(),
         epochs=run.train.epochs,
@@ -414,8 +414,9 @@ def _balanced_weights(utterances, tags: TagSet) -> list[float]:
     return list(weights / max((weights * share).sum(), 1e-9))
 
 
-def _callbacks(run: Run, classes, dev_set, options: data.PipelineOptions):
-    """The callbacks, in the order they must run at each epoch's end."""
+def _callbacks(run: Run, classes, dev_set, options: data.PipelineOptions, predict: Callable):
+    """The callbacks, in the order they must run at each epoch's end; `predict` is the
+    model being trained, as a graph (`evaluate.inference`)."""
     directory = run.directory
     callbacks: list[keras.callbacks.Callback] = []
     validation = None
@@ -424,8 +425,8 @@ def _callbacks(run: Run, classes, dev_set, options: data.PipelineOptions):
         dev_raw = data.ctc_dataset(dev_set, classes, run.features, options)
         validation = ctc_batches(dev_raw, run.encoder.subsampling)
 
-        def transcribe(fitted: keras.Model):
-            return evaluate.ctc_transcripts(fitted, dev_raw, classes, run.encoder.subsampling)
+        def transcribe():
+            return evaluate.ctc_transcripts(predict, dev_raw, classes, run.encoder.subsampling)
 
         callbacks.append(metrics.TranscriptionMetrics(transcribe))
         monitor, mode = "val_wer", "min"
@@ -438,7 +439,7 @@ def _callbacks(run: Run, classes, dev_set, options: data.PipelineOptions):
             write_text(directory / "confusion.json", json.dumps(values) + "\n")
 
         callbacks.append(metrics.TaggingMetrics(
-            lambda fitted: evaluate.frame_predictions(fitted, dev_raw), classes.labels, write_confusion))
+            lambda: evaluate.frame_predictions(predict, dev_raw), classes.labels, write_confusion))
         monitor, mode = "val_frame_accuracy", "max"
     callbacks += [
         keras.callbacks.TerminateOnNaN(),

@@ -61,15 +61,16 @@ def export_outputs(version_dir: str | os.PathLike, files: Sequence[str]) -> list
 
 def keras_outputs(trained, files: Sequence[str]) -> list[dict]:
     """The same as `export_outputs`, computed with the Keras model in this process."""
-    from speechseq import audio, decoding, models
+    from speechseq import audio, decoding, evaluate, models
     from speechseq.features import feature_layer
 
     frontend = feature_layer(trained.features)
+    predict = evaluate.inference(trained.model)
     results = []
     for path in files:
         waveform = audio.load(path, trained.features.sample_rate)
         features, lengths = frontend(waveform[np.newaxis], np.array([waveform.size]))
-        scores = np.asarray(trained.model(models.model_inputs(features, lengths), training=False))
+        scores = np.asarray(predict(models.model_inputs(features, lengths)))
         if trained.task == "ctc":
             length = int(models.output_lengths(int(lengths[0]), trained.subsampling))
             labels = decoding.ctc_greedy_texts(scores, [length], trained.classes)[0].strip()
