@@ -7,9 +7,11 @@ Scenes of 6 s hold 1-3 FSDD clips at random places over white or brown noise at 
 5, 10 or 20 dB SNR, or none (`speechseq.scenes`). Training scenes use takes 5-49
 of george, jackson and nicolas (dev: their takes 0-4), plus `--synthetic-voices N`
 eSpeak NG voices reading digit strings; the test scenes use the two speakers never
-trained on, lucas and yweweler, once at mixed SNRs and once all at 10 dB. Trains a per-frame model (re-running resumes), exports it to
-saved_models/voice-activity (with --export) and reports frame accuracy, speech F1
-and segment F1 (onset and offset within 100 ms) to RUN/results.json.
+trained on, lucas and yweweler, once at mixed SNRs and once all at 10 dB. Trains a
+per-frame model (re-running resumes), exports it to saved_models/voice-activity (with
+--export) with its smoothing tuned on the dev scenes (`speechseq.tuning`), and reports
+frame accuracy, speech F1 and segment F1 (onset and offset within 100 ms) to
+RUN/results.json.
 """
 
 from __future__ import annotations
@@ -105,7 +107,8 @@ def main() -> None:
     # Scored through an export: the frames and segments `speechseq tag` gives.
     card = json.loads(args.card.read_text()) if args.card else None
     test_sets = {name: corpora.read_manifest(manifests[name]) for name in ("test", "test_10db")}
-    for name, scores in evaluate.score_tagging_export(args.out, test_sets, args.export, card).items():
+    dev = corpora.read_manifest(manifests["dev"])  # the export's smoothing is tuned on it
+    for name, scores in evaluate.score_tagging_export(args.out, test_sets, args.export, card, dev).items():
         results[name] = {key: scores[key] for key in ("frame_accuracy", "per_class_f1", "smoothed_per_class_f1",
                                                       "segment_f1", "n")}
         print(f"{name}: frame accuracy {scores['frame_accuracy']:.2%}, speech F1 "

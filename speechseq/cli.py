@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -121,6 +122,13 @@ def cmd_export(args) -> int:
                     + "; ".join(result.mismatches)
                 )
             checked["signatures"] = serving.describe(staging)
+        if args.tune_smoothing:
+            if trained.task != "frames":
+                raise ValueError("--tune-smoothing is for frame tagging models; this one transcribes")
+            from speechseq import tuning
+
+            checked["tuned"] = tuning.tune(staging, corpora.read_manifest(args.tune_smoothing))
+            tuning.write(checked["tuned"], staging, str(args.tune_smoothing))
 
     target = export.write_version(trained, args.out, args.version, card, finish)
     print(f"exported {args.model} -> {target}")
@@ -129,6 +137,11 @@ def cmd_export(args) -> int:
         print(f"verified in a fresh process on {len(result.files)} files: same outputs "
               f"(max |difference| {result.max_difference:.1e})\n")
         print(checked["signatures"])
+    if "tuned" in checked:
+        tuned = checked["tuned"]
+        print(f"smoothing tuned on {tuned.utterances} dev utterances ({tuned.candidates} candidates): "
+              f"{tuned.smoothing}; frame F1 {tuned.dev_with_defaults['frame_f1']:.3f} -> {tuned.dev['frame_f1']:.3f}, "
+              f"segment F1 {tuned.dev_with_defaults['segment_f1']:.3f} -> {tuned.dev['segment_f1']:.3f}")
     if "request" in checked:
         request = target / "assets.extra" / checked["request"]
         print(f"serve it: docker run -p 8501:8501 -v {args.out.resolve()}:/models/{args.out.name} "
@@ -228,11 +241,13 @@ def cmd_tag(args) -> int:
     """Tag files with an exported frame model: segments per file; bad files reported."""
     from speechseq import segments
     from speechseq.files import write_text
-    from speechseq.tag import Tagger, TaggerOptions
+    from speechseq.tag import Tagger
 
-    smoothing = segments.SmoothingOptions(median_frames=args.median, onset=args.onset, offset=args.offset,
-                                          min_segment=args.min_segment, min_gap=args.min_gap)
-    tagger = Tagger(args.model, TaggerOptions(smoothing=smoothing))
+    tagger = Tagger(args.model)
+    changes = {name: value for name, value in (("median_frames", args.median), ("onset", args.onset),
+                                                ("offset", args.offset), ("min_segment", args.min_segment),
+                                                ("min_gap", args.min_gap)) if value is not None}
+    tagger.smoothing = dataclasses.replace(tagger.smoothing, **changes)  # the model's own, but for these
     paths = audio.find_audio(*args.inputs)
     if not paths:
         raise ValueError(f"no audio files in {' '.join(args.inputs)}")
@@ -351,6 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--samples", nargs="+", metavar="AUDIO",
                         help="audio to verify and warm up with (default: the run's dev manifest)")
     export.add_argument("--card", type=Path, help="JSON merged into the model card (license, data attribution)")
+    export.add_argument("--tune-smoothing", type=Path, metavar="DEV.jsonl",
+                        help="tagging models: pick the smoothing on these utterances' segments and ship it")
     export.set_defaults(run=cmd_export)
 
     transcribe = commands.add_parser("transcribe", help="transcribe audio files with an exported model")
@@ -376,11 +393,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     tag = commands.add_parser("tag", help="label every frame of audio files with an exported frame model")
     _inputs_model_and_output(tag, ["json", "csv", "rttm", "textgrid"])
-    tag.add_argument("--median", type=int, default=5, help="median filter over posteriors, in frames")
-    tag.add_argument("--onset", type=float, default=0.5, help="two labels: posterior that starts a segment")
-    tag.add_argument("--offset", type=float, default=0.35, help="two labels: posterior that ends it")
-    tag.add_argument("--min-segment", type=float, default=0.05, help="seconds; shorter segments are dropped")
-    tag.add_argument("--min-gap", type=float, default=0.1, help="seconds; shorter gaps are filled")
+    # Smoothing: each setting left out is the model's own (assets/smoothing.json), else the default shown.
+    tag.add_argument("--median", type=int, help="median filter over posteriors, in frames (5)")
+    tag.add_argument("--onset", type=float, help="two labels: posterior that starts a segment (0.5)")
+    tag.add_argument("--offset", type=float, help="two labels: posterior that ends it (0.35)")
+    tag.add_argument("--min-segment", type=float, help="seconds; shorter segments are dropped (0.05)")
+    tag.add_argument("--min-gap", type=float, help="seconds; shorter gaps are filled (0.1)")
     tag.add_argument("--plot", type=Path, help="PNG: spectrogram, frame posteriors and segments")
     tag.set_defaults(run=cmd_tag)
 

@@ -216,14 +216,19 @@ def score_tagging(model, utterances: Sequence[Utterance], collar: float = 0.1) -
 
 
 def score_tagging_export(run_directory, test_sets: dict[str, Sequence[Utterance]], export_to=None,
-                         card: dict | None = None) -> dict[str, dict]:
-    """Export a tagging run (to `export_to`, else to a temporary folder) and score it on
-    each named test set as `speechseq tag` runs it: name -> `score_tagging`'s figures."""
+                         card: dict | None = None, tune_on: Sequence[Utterance] = ()) -> dict[str, dict]:
+    """Export a tagging run (to `export_to`, else to a temporary folder), its smoothing
+    tuned on `tune_on` if given (`tuning`), and score it on each named test set as
+    `speechseq tag` runs it: name -> `score_tagging`'s figures."""
     import tempfile
 
-    from speechseq import export
+    from speechseq import export, tuning
+
+    def tuned(staging: Path) -> None:
+        if tune_on:
+            tuning.write(tuning.tune(staging, tune_on), staging, f"{len(tune_on)} dev utterances")
 
     trained = export.load_trained(run_directory)
     with tempfile.TemporaryDirectory() as scratch:
-        version = export.write_version(trained, export_to or Path(scratch) / "model", card=card)
+        version = export.write_version(trained, export_to or Path(scratch) / "model", card=card, finish=tuned)
         return {name: score_tagging(version, utterances) for name, utterances in test_sets.items()}

@@ -382,6 +382,8 @@ def model_card(trained: Trained, name: str, version: int, extra: dict | None = N
         "metrics": _metrics(trained.folder),
         "license": "unspecified: set it with --card",
     }
+    if (trained.folder / "smoothing.json").exists():  # a re-export ships the same smoothing
+        card["smoothing"] = _json_file(trained.folder / "smoothing.json")
     if settings["train"].get("init_from"):
         card["fine_tuned"] = {
             "from": settings["train"]["init_from"],
@@ -460,7 +462,7 @@ def _write_assets(trained: Trained, folder: Path, name: str, version: int, card:
     (assets / "model_card.json").write_text(
         json.dumps(model_card(trained, name, version, card), indent=2) + "\n"
     )
-    for kept in ("results.json", "audit.json", "report.json"):  # so re-exports keep the card's figures
+    for kept in ("results.json", "audit.json", "report.json", "smoothing.json"):  # re-exports keep them
         if (trained.folder / kept).exists():
             shutil.copyfile(trained.folder / kept, assets / kept)
     trained.model.save(extra / "model.keras")  # loaded uncompiled: weights without optimizer state

@@ -28,6 +28,7 @@ from scipy.ndimage import median_filter
 from speechseq.corpora import Segment
 
 FORMATS = ("json", "csv", "rttm", "textgrid")
+SMOOTHING_FILE = "smoothing.json"  # an export's own smoothing, in its assets/ (`speechseq.tuning`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +50,30 @@ class SmoothingOptions:
     offset: float = 0.35  # ...and ends when it falls below this (hysteresis)
     min_segment: float = 0.05  # seconds: shorter segments go back to the background
     min_gap: float = 0.1  # seconds: shorter background gaps between one label are filled
+
+    def __post_init__(self):
+        if self.median_frames < 1 or not 0 <= self.offset <= self.onset <= 1:
+            raise ValueError(f"smoothing needs median_frames >= 1 and 0 <= offset <= onset <= 1, got {self}")
+        if self.min_segment < 0 or self.min_gap < 0:
+            raise ValueError(f"smoothing durations must be >= 0, got {self}")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> SmoothingOptions:
+        unknown = set(values) - {field.name for field in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown smoothing settings: {', '.join(sorted(unknown))}")
+        return cls(**values)
+
+
+def shipped_smoothing(assets: str | os.PathLike) -> SmoothingOptions:
+    """The smoothing an export ships in `assets/smoothing.json`, or the defaults if none."""
+    path = Path(assets) / SMOOTHING_FILE
+    if not path.exists():
+        return SmoothingOptions()
+    try:
+        return SmoothingOptions.from_dict(json.loads(path.read_text())["options"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: not a smoothing file ({error})") from None
 
 
 def frames_to_runs(ids: Sequence[int]) -> list[tuple[int, int, int]]:
@@ -85,15 +110,23 @@ def smooth(probabilities: np.ndarray, background_id: int, options: SmoothingOpti
         probabilities = median_filter(probabilities, size=(options.median_frames, 1), mode="nearest")
     if probabilities.shape[1] == 2:
         foreground = 1 - background_id
-        active, on = np.zeros(len(probabilities), bool), False
-        for t, p in enumerate(probabilities[:, foreground]):
-            on = p >= options.offset if on else p >= options.onset
-            active[t] = on
-        ids = np.where(active, foreground, background_id)
+        ids = np.where(_hysteresis(probabilities[:, foreground], options.onset, options.offset),
+                       foreground, background_id)
     else:
         ids = probabilities.argmax(axis=1)
     ids = _fill_gaps(ids, background_id, round(options.min_gap / seconds_per_frame))
     return _drop_short(ids, background_id, round(options.min_segment / seconds_per_frame))
+
+
+def _hysteresis(posterior: np.ndarray, onset: float, offset: float) -> np.ndarray:
+    """Frames that are on: a run of frames at or above `offset`, from the first frame in it
+    at or above `onset` to its end (vectorised: the tuning grid smooths thousands of times)."""
+    posterior = np.asarray(posterior, np.float64)  # thresholds compare as written, not rounded to float32
+    frames = np.arange(len(posterior))
+    low, high = posterior >= offset, posterior >= onset
+    run_start = np.maximum.accumulate(np.where(low, 0, frames + 1))  # where the current run of `low` began
+    last_high = np.maximum.accumulate(np.where(high, frames, -1))
+    return low & (last_high >= run_start)
 
 
 def _fill_gaps(ids: np.ndarray, background_id: int, frames: int) -> np.ndarray:

@@ -7,7 +7,8 @@
 Long audio goes through the model in overlapping windows read one at a time; each
 frame's posterior is taken from the window in whose own part (the window minus half
 the overlap at each inner edge) it lies, so memory stays flat and no frame is seen
-twice. Posteriors are then smoothed into segments (`segments.SmoothingOptions`).
+twice. Posteriors are then smoothed into segments (`segments.SmoothingOptions`): by
+the settings the export ships, tuned on dev audio (`speechseq.tuning`), unless given.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class TaggerOptions:
     window_seconds: float = 30.0  # longest piece of audio the model sees at once
     overlap_seconds: float = 2.0  # shared by neighbouring windows
     batch_size: int = 8  # windows per model call
-    smoothing: SmoothingOptions = SmoothingOptions()
+    smoothing: SmoothingOptions | None = None  # None: the model's own (assets/smoothing.json), else the defaults
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +57,7 @@ class Tagger:
         self.tags = self.published.classes
         self.features = self.published.features
         self.options = options
+        self.smoothing = options.smoothing or segments.shipped_smoothing(self.published.folder / "assets")
         self.seconds_per_frame = self.features.hop_length / self.features.sample_rate
 
     @property
@@ -92,7 +94,7 @@ class Tagger:
                 pieces += self._own_frames(batch, half, first, last)
                 batch, first = [], False
         probabilities = np.concatenate(pieces) if pieces else np.zeros((0, self.tags.size), np.float32)
-        ids = segments.smooth(probabilities, self.tags.background_id, self.options.smoothing, self.seconds_per_frame)
+        ids = segments.smooth(probabilities, self.tags.background_id, self.smoothing, self.seconds_per_frame)
         found = segments.tagged_segments(ids, probabilities, self.tags.labels, self.tags.background,
                                          self.seconds_per_frame)
         return Tagging(source, duration, probabilities, ids, tuple(found), self.tags.labels, self.seconds_per_frame)

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from speechseq import audio, cli, corpora, data, evaluate, export, metrics, runfile, scenes, segments, train, verify
+from speechseq import (audio, cli, corpora, data, evaluate, export, metrics, runfile, scenes, segments, train, tuning,
+                       verify)
 from speechseq.corpora import Segment
 from speechseq.features import FeatureConfig
 from speechseq.segments import SmoothingOptions, TaggedSegment
@@ -91,6 +92,20 @@ def test_smoothing_removes_blips_bridges_gaps_and_uses_hysteresis():
     assert segments.frames_to_runs(filled) == [(0, 10, 0), (10, 60, 1), (60, 100, 0)]
 
 
+def test_smoothing_settings_are_checked_and_the_tuning_grid_keeps_offset_below_onset():
+    with pytest.raises(ValueError, match="offset <= onset"):
+        SmoothingOptions(onset=0.3, offset=0.35)
+    with pytest.raises(ValueError, match="median_frames >= 1"):
+        SmoothingOptions(median_frames=0)
+    with pytest.raises(ValueError, match="unknown smoothing settings: onsett"):
+        SmoothingOptions.from_dict({"onsett": 0.5})
+    two = tuning.candidates(2)
+    assert two[0] == SmoothingOptions() and len(two) == len(set(two)) > 300
+    assert {c.onset for c in two} == set(tuning.GRID["onset"])
+    many = tuning.candidates(11)  # arg-max labels: the thresholds play no part
+    assert {(c.onset, c.offset) for c in many} == {(0.5, 0.35)} and len(many) == 4 * 3 * 2
+
+
 def test_tagging_metrics():
     matrix = metrics.confusion_matrix([0, 0, 1, 1, 1], [0, 1, 1, 1, 0], 2)
     assert matrix.tolist() == [[1, 1], [1, 2]]
@@ -111,7 +126,7 @@ def voice_activity(fsdd_dir, tmp_path_factory):
         "model.cell=gru", "model.layers=1", "model.units=32", "model.subsampling=2", "model.conv_channels=32",
         "model.dropout=0.0", "train.epochs=6", "train.batch_size=8", "train.learning_rate=3e-3",
         "train.warmup_steps=10", "train.spec_augment=false", "train.buckets=1", "train.early_stopping=0",
-        "train.class_weights=balanced",
+        "train.class_weights=balanced", "train.jit_compile=false",
     ], folder / "run")
     train.fit(run, verbose=0)
     version = export.write_version(export.load_trained(folder / "run"), folder / "saved_models" / "vad")
@@ -195,6 +210,57 @@ def test_tag_cli_writes_each_format_and_reports_bad_files(voice_activity, tmp_pa
     plot = tmp_path / "vad.png"
     assert cli.main(["tag", str(good), "--model", str(voice_activity["export"]), "--plot", str(plot)]) == 0
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
+
+
+def test_smoothing_tuned_on_dev_ships_with_the_export_and_tag_uses_it(voice_activity, tmp_path, capsys):
+    manifest, first = voice_activity["manifest"], corpora.read_manifest(voice_activity["manifest"])[0].audio
+    code = cli.main(["export", str(voice_activity["run"]), "--out", str(tmp_path / "vad"), "--samples", str(first),
+                     "--tune-smoothing", str(manifest)])
+    assert code == 0, capsys.readouterr().err
+    assert "smoothing tuned on 24 dev utterances" in capsys.readouterr().out
+    tuned_export = tmp_path / "vad" / "1"
+    shipped = json.loads((tuned_export / "assets" / "smoothing.json").read_text())
+    assert json.loads((tuned_export / "assets" / "model_card.json").read_text())["smoothing"] == shipped
+    assert shipped["dev"]["frame_f1"] + shipped["dev"]["segment_f1"] >= (
+        shipped["dev_with_defaults"]["frame_f1"] + shipped["dev_with_defaults"]["segment_f1"])
+    chosen = SmoothingOptions(**shipped["options"])
+    assert Tagger(tuned_export).smoothing == chosen
+    # What `tag` writes with the shipped smoothing scores what the tuning said it would.
+    utterances = corpora.read_manifest(manifest)
+    scores = evaluate.score_tagging(tuned_export, utterances)
+    assert scores["smoothed_per_class_f1"]["speech"] == pytest.approx(shipped["dev"]["frame_f1"], abs=1e-4)
+    assert scores["segment_f1"] == pytest.approx(shipped["dev"]["segment_f1"], abs=1e-4)
+    # A re-export keeps it; the untuned export has none and uses the defaults.
+    again = export.write_version(export.load_trained(tuned_export), tmp_path / "vad")
+    assert Tagger(again).smoothing == chosen
+    assert Tagger(voice_activity["export"]).smoothing == SmoothingOptions()
+
+
+def test_tag_uses_a_model_s_shipped_smoothing_unless_a_setting_is_given(voice_activity, tmp_path, capsys):
+    import shutil
+
+    version = tmp_path / "vad" / "1"
+    shutil.copytree(voice_activity["export"], version)
+    wide = SmoothingOptions(median_frames=9, onset=0.7, offset=0.6, min_segment=0.5, min_gap=0.5)
+    (version / "assets" / "smoothing.json").write_text(json.dumps({"options": dataclasses.asdict(wide)}))
+    clip = corpora.read_manifest(voice_activity["manifest"])[0].audio
+
+    def tagged(model, *options) -> list[dict]:
+        assert cli.main(["tag", str(clip), "--model", str(model), *options]) == 0
+        return json.loads(capsys.readouterr().out)["segments"]
+
+    expected = Tagger(voice_activity["export"], TaggerOptions(smoothing=wide)).tag(clip).segments
+    assert [(s["start"], s["end"]) for s in tagged(version)] == [(s.start, s.end) for s in expected]
+    assert tagged(version) != tagged(voice_activity["export"])
+    # One setting given on the command line replaces the shipped one; the rest stay.
+    expected = Tagger(voice_activity["export"], TaggerOptions(smoothing=dataclasses.replace(wide, min_segment=0.05)))
+    assert [(s["start"], s["end"]) for s in tagged(version, "--min-segment", "0.05")] == [
+        (s.start, s.end) for s in expected.tag(clip).segments]
+    assert cli.main(["tag", str(clip), "--model", str(version), "--onset", "0.3"]) == 2
+    assert "offset <= onset" in capsys.readouterr().err
+    (version / "assets" / "smoothing.json").write_text('{"options": {"median": 3}}')
+    assert cli.main(["tag", str(clip), "--model", str(version)]) == 2
+    assert "smoothing.json: not a smoothing file" in capsys.readouterr().err
 
 
 def test_transcribe_cli_draws_the_word_alignment(tmp_path):

@@ -1,0 +1,105 @@
+"""Tune an exported tagger's smoothing on dev audio, and ship the choice with the export.
+
+The posteriors -> segments step (median filter, hysteresis, minimum segment and gap,
+`segments.SmoothingOptions`) suits one model and not another: a sharp model loses its
+edges to a wide median filter, a hesitant one needs a lower onset. So an export can
+carry its own choice in `assets/smoothing.json`, which `Tagger` uses unless told
+otherwise (`segments.shipped_smoothing`). The choice is made on held-in dev utterances with reference segments:
+each file is run through the model once, then every candidate in the grid smooths
+the same posteriors and is scored by the F1 of its foreground frames (mean over the
+labels) plus its segment F1 (onset and offset within a collar). The defaults are
+always a candidate, and win ties.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from speechseq import data, metrics, segments
+from speechseq.corpora import Utterance
+from speechseq.files import write_text
+from speechseq.segments import SMOOTHING_FILE, SmoothingOptions
+
+GRID = {
+    "median_frames": (1, 3, 5, 9),
+    "onset": (0.3, 0.4, 0.5, 0.6, 0.7),  # two labels only: the hysteresis thresholds
+    "offset": (0.2, 0.3, 0.35, 0.4, 0.5, 0.6),
+    "min_segment": (0.05, 0.1, 0.2),
+    "min_gap": (0.1, 0.2),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Tuned:
+    smoothing: SmoothingOptions
+    dev: dict  # its frame and segment F1 on the dev utterances
+    dev_with_defaults: dict  # the same with `SmoothingOptions()`
+    utterances: int
+    candidates: int
+
+
+def candidates(labels: int) -> list[SmoothingOptions]:
+    """The defaults, then the grid (with more than two labels the thresholds play no part)."""
+    grid = GRID if labels == 2 else {**GRID, "onset": (SmoothingOptions.onset,), "offset": (SmoothingOptions.offset,)}
+    found = [SmoothingOptions()]
+    for values in itertools.product(*grid.values()):
+        settings = dict(zip(grid, values))
+        if settings["offset"] <= settings["onset"]:
+            found.append(SmoothingOptions(**settings))
+    return list(dict.fromkeys(found))
+
+
+def tune(model, utterances: Sequence[Utterance], collar: float = 0.1) -> Tuned:
+    """The best candidate smoothing for exported tagger `model` on `utterances`."""
+    from speechseq.tag import Tagger
+
+    if not utterances or not any(u.segments for u in utterances):
+        raise ValueError("tuning the smoothing needs dev utterances with reference segments")
+    tagger = Tagger(model)
+    tags = tagger.tags
+    runs = []
+    for utterance, result in zip(utterances, tagger.tag_files(u.audio for u in utterances)):
+        if isinstance(result, Exception):
+            raise result
+        reference = data.frame_labels([s.start for s in utterance.segments], [s.end for s in utterance.segments],
+                                      [tags.id(s.label) for s in utterance.segments], len(result.probabilities),
+                                      tagger.features, tags.background_id).numpy()
+        runs.append((result.probabilities, reference, utterance.segments))
+
+    def score(options: SmoothingOptions) -> dict:
+        matrix, hits, count = np.zeros((tags.size, tags.size), np.int64), 0, 0
+        for probabilities, reference, truth in runs:
+            ids = segments.smooth(probabilities, tags.background_id, options, tagger.seconds_per_frame)
+            matrix += metrics.confusion_matrix(reference, ids, tags.size)
+            found = segments.tagged_segments(ids, probabilities, tags.labels, tags.background,
+                                             tagger.seconds_per_frame)
+            hits += metrics.segment_matches(truth, found, collar)
+            count += len(truth) + len(found)
+        foreground = [i for i in range(tags.size) if i != tags.background_id]
+        return {"frame_f1": round(float(np.mean(metrics.per_class_f1(matrix)[foreground])), 4),
+                "segment_f1": round(2 * hits / count if count else 1.0, 4)}
+
+    options = candidates(tags.size)
+    scored = [(score(candidate), candidate) for candidate in options]
+    best_score, best = max(scored, key=lambda pair: pair[0]["frame_f1"] + pair[0]["segment_f1"])  # first wins ties
+    return Tuned(best, best_score, scored[0][0], len(utterances), len(options))
+
+
+def write(tuned: Tuned, version_folder: str | Path, tuned_on: str) -> Path:
+    """Put `tuned` into an export (before it is published): assets/smoothing.json and the card."""
+    assets = Path(version_folder) / "assets"
+    summary = {"options": dataclasses.asdict(tuned.smoothing), "tuned_on": tuned_on, "utterances": tuned.utterances,
+               "candidates": tuned.candidates, "dev": tuned.dev, "dev_with_defaults": tuned.dev_with_defaults}
+    write_text(assets / SMOOTHING_FILE, json.dumps(summary, indent=2) + "\n")
+    card_file = assets / "model_card.json"
+    if card_file.exists():
+        card = json.loads(card_file.read_text())
+        write_text(card_file, json.dumps(card | {"smoothing": summary}, indent=2) + "\n")
+    return assets / SMOOTHING_FILE
+
