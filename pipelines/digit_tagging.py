@@ -8,7 +8,9 @@ silences, lucas held out) already stores each digit's segment; a per-frame model
 learns the ten digit words and "silence". It is scored through an export (as
 `speechseq tag` runs it, smoothing tuned on the dev takes) on the test takes of the training speakers and on the
 held-out speaker: frame accuracy, per-class F1 and segment F1 (onset and offset
-within 100 ms). Results go to RUN/results.json.
+within 100 ms). Results go to RUN/results.json. `--synthetic-voices N` adds N eSpeak
+NG voices saying each digit alone (`synth.digit_clips`, `--synthetic-takes` takes
+each), joined into training utterances the same way, with the same exact segments.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import json
 import time
 from pathlib import Path
 
-from speechseq import corpora, evaluate, runfile, train
+from speechseq import corpora, evaluate, runfile, synth, train
 from speechseq.corpora import DigitSequenceOptions
 from speechseq.files import write_text
 
@@ -47,11 +49,20 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "digit-tagging")
     parser.add_argument("--set", action="append", default=[], help="run setting, e.g. train.epochs=5")
     parser.add_argument("--export", type=Path, help="also export to this saved_models/NAME")
+    parser.add_argument("--synthetic-voices", type=int, default=0,
+                        help="eSpeak NG voices saying each digit alone, joined into training utterances")
+    parser.add_argument("--synthetic-takes", type=int, default=8, help="takes of each digit by each voice")
     args = parser.parse_args()
 
     corpus = ROOT / "work" / "digits-lucas"
+    synthetic: list[corpora.DigitClip] = []
+    if args.synthetic_voices:
+        corpus = corpus.with_name(f"digits-lucas-espeak{args.synthetic_voices}x{args.synthetic_takes}")
+        # Takes from 10 on: connected_digits puts them in the training split only.
+        synthetic = synth.digit_clips(synth.voices(args.synthetic_voices, seed=13), corpus / "espeak-clips",
+                                      range(10, 10 + args.synthetic_takes))
     if not (corpus / "train.jsonl").exists():
-        corpora.connected_digits(FSDD, corpus, DigitSequenceOptions(held_out_speaker="lucas"))
+        corpora.connected_digits(FSDD, corpus, DigitSequenceOptions(held_out_speaker="lucas"), synthetic)
     settings = DEFAULTS + [f"data.train={corpus / 'train.jsonl'}", f"data.dev={corpus / 'dev.jsonl'}"] + args.set
     run = runfile.load(None, settings, args.out)
     started = time.perf_counter()

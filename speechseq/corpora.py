@@ -383,6 +383,7 @@ def connected_digits(
     fsdd_root: str | os.PathLike,
     out_dir: str | os.PathLike,
     options: DigitSequenceOptions = DigitSequenceOptions(),
+    more_clips: Sequence[DigitClip] = (),
 ) -> dict[str, Path]:
     """Build connected-digit utterances from FSDD and write one manifest per split.
 
@@ -390,10 +391,11 @@ def connected_digits(
     silences between them; its transcript reads "three one four" and its segments
     give each digit's time. Splits follow the takes (0-4 test, 5-9 dev, 10-49 train);
     `held_out_speaker` moves all of one speaker's clips to a `held_out` split.
+    `more_clips` join FSDD's by the same rules (`synth.digit_clips`: synthetic speakers).
     Same options and seed, same files. Returns split -> manifest path.
     """
     out_dir = Path(out_dir)
-    groups = _group_clips(fsdd_clips(fsdd_root), options)
+    groups = _group_clips(fsdd_clips(fsdd_root) + list(more_clips), options)
     passes = dict(options.passes) | {"held_out": 1}
     rng = random.Random(options.seed)
     manifests: dict[str, list[Utterance]] = {}

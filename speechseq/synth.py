@@ -147,3 +147,47 @@ def synthetic_corpus(texts, voice_list, out_dir, synthesizer: Synthesizer | None
             frames = soundfile.info(path).frames
             utterances.append(Utterance(path.absolute(), text, voice.speaker, frames / synthesizer.sample_rate))
     return utterances
+
+
+def digit_clips(voice_list, out_dir, takes, sample_rate: int = 8000, synthesizer: Synthesizer | None = None):
+    """Each voice saying each digit word alone, once per take, written FSDD-style as
+    `out_dir/{digit}_{speaker}_{take}.wav` at `sample_rate` (FSDD's 8 kHz), trimmed of
+    silence at 40 dB below the peak: clips `corpora.connected_digits` can join like
+    FSDD's, so each digit's segment is known exactly. FSDD names allow letters only in
+    the speaker, so each voice gets a letters-only name (`out_dir/voices.json` maps
+    them back). Each take nudges the rate and pitch, so no two takes are the same sound.
+    Files that exist already are kept. Returns their `corpora.DigitClip`s.
+    """
+    import hashlib
+    import json
+    from pathlib import Path
+
+    import librosa
+    import soundfile
+
+    from speechseq import audio
+    from speechseq.corpora import DigitClip
+    from speechseq.files import atomic_path, write_text
+    from speechseq.text import DIGIT_WORDS
+
+    synthesizer = synthesizer or Synthesizer()
+    out_dir = Path(out_dir)
+    names, clips = {}, []
+    for voice in voice_list:
+        digest = hashlib.sha1(voice.speaker.encode()).hexdigest()
+        name = "espeak" + "".join(chr(ord("a") + int(c, 16)) for c in digest[:8])
+        names[name] = voice.speaker
+        rng = np.random.default_rng(int(digest[:8], 16))
+        for take in takes:
+            nudged = dataclasses.replace(voice, rate=int(voice.rate + rng.integers(-20, 21)),
+                                         pitch=int(np.clip(voice.pitch + rng.integers(-8, 9), 0, 100)))
+            for digit, word in enumerate(DIGIT_WORDS):
+                path = out_dir / f"{digit}_{name}_{take}.wav"
+                if not path.exists():
+                    speech = audio.resample(synthesizer.speak(word, nudged), synthesizer.sample_rate, sample_rate)
+                    speech, _ = librosa.effects.trim(speech, top_db=40, frame_length=256, hop_length=64)
+                    with atomic_path(path) as temporary:
+                        soundfile.write(temporary, speech, sample_rate, format="WAV", subtype="PCM_16")
+                clips.append(DigitClip(path.absolute(), digit, name, take))
+    write_text(out_dir / "voices.json", json.dumps(names, indent=2) + "\n")
+    return clips

@@ -70,3 +70,33 @@ def test_a_second_synthesizer_in_one_process_still_speaks():
     assert done.returncode == 0, done.stderr[-2000:]
     second, first = (int(n) for n in done.stdout.split())
     assert second > 5000 and first > 2000
+
+
+def test_synthetic_digit_clips_join_fsdd_s_into_training_utterances_with_exact_segments(synthesizer, fsdd_dir,
+                                                                                       tmp_path):
+    from speechseq import corpora
+
+    voices = synth.voices(2, seed=13)
+    clips = synth.digit_clips(voices, tmp_path / "clips", range(10, 12), synthesizer=synthesizer)
+    assert len(clips) == 2 * 2 * 10 and len({c.speaker for c in clips}) == 2
+    by_path = {}
+    for clip in clips:
+        assert corpora.FSDD_NAME.match(clip.path.stem).groups() == (str(clip.digit), clip.speaker, str(clip.take))
+        samples, rate = soundfile.read(clip.path, dtype="int16")
+        assert rate == 8000 and 0.15 < samples.size / rate < 1.0
+        by_path[clip.path] = samples
+    takes = {c.take: by_path[c.path] for c in clips if c.digit == 7 and c.speaker == clips[0].speaker}
+    assert takes[10].size != takes[11].size or not np.array_equal(takes[10], takes[11])  # takes differ
+
+    options = corpora.DigitSequenceOptions(passes=(("train", 1), ("dev", 1), ("test", 1)), held_out_speaker="lucas")
+    manifests = corpora.connected_digits(fsdd_dir, tmp_path / "digits", options, clips)
+    synthetic = [u for u in corpora.read_manifest(manifests["train"]) if u.speaker.startswith("espeak")]
+    assert {u.speaker for u in synthetic} == {c.speaker for c in clips}
+    assert sum(len(u.segments) for u in synthetic) == len(clips)  # each clip once, in training only
+    for split in ("dev", "test", "held_out"):
+        assert not any(u.speaker.startswith("espeak") for u in corpora.read_manifest(manifests[split]))
+    utterance = synthetic[0]
+    joined, rate = soundfile.read(utterance.audio, dtype="int16")
+    pieces = [joined[round(s.start * rate):round(s.end * rate)] for s in utterance.segments]
+    assert all(any(np.array_equal(piece, samples) for samples in by_path.values()) for piece in pieces)
+    assert utterance.text == " ".join(s.label for s in utterance.segments)
