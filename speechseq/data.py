@@ -113,14 +113,15 @@ def frame_labels(starts, ends, label_ids, num_frames, config: FeatureConfig, bac
     float rounding. Frames no segment covers get `background_id`.
     """
 
+    def one_more(values):
+        """An empty [0, 0) segment more keeps the arg-max below defined with no segments."""
+        return tf.pad(values, [[0, 0]] * (values.shape.rank - 1) + [[0, 1]])
+
     def samples(seconds):
         seconds = tf.cast(seconds, tf.float64) if tf.is_tensor(seconds) else tf.constant(seconds, tf.float64)
-        # One empty [0, 0) segment more keeps the arg-max below defined with no segments.
-        seconds = tf.concat([seconds, tf.zeros_like(seconds[..., :1])], axis=-1)
-        return tf.cast(tf.round(seconds * config.sample_rate), tf.int64)[..., tf.newaxis, :]
+        return tf.cast(tf.round(one_more(seconds) * config.sample_rate), tf.int64)[..., tf.newaxis, :]
 
-    label_ids = tf.cast(label_ids, tf.int32)
-    label_ids = tf.concat([label_ids, tf.zeros_like(label_ids[..., :1])], axis=-1)
+    label_ids = one_more(tf.cast(label_ids, tf.int32))
     centres = (tf.range(tf.cast(num_frames, tf.int64)) * config.hop_length)[:, tf.newaxis]
     inside = (centres >= samples(starts)) & (centres < samples(ends))  # [..., frames, segments]
     first = tf.argmax(tf.cast(inside, tf.int32), axis=-1, output_type=tf.int32)

@@ -236,6 +236,19 @@ def test_smoothing_tuned_on_dev_ships_with_the_export_and_tag_uses_it(voice_acti
     assert Tagger(voice_activity["export"]).smoothing == SmoothingOptions()
 
 
+def test_utterances_without_segments_score_and_tune_as_all_background(voice_activity, tmp_path):
+    import soundfile
+
+    assert data.frame_labels([], [], [], 4, FeatureConfig(), 1).numpy().tolist() == [1, 1, 1, 1]
+    quiet = tmp_path / "quiet.wav"
+    soundfile.write(quiet, np.zeros(32000, np.float32), 16000)  # digital silence: the export finds nothing
+    utterances = [corpora.Utterance(quiet, "", "nobody", 2.0, ()), *corpora.read_manifest(voice_activity["manifest"])[:3]]
+    scores = evaluate.score_tagging(voice_activity["export"], utterances[:1])
+    assert scores["frame_accuracy"] == 1.0 and scores["segment_f1"] == 1.0
+    assert scores["confusion"]["rows_reference_columns_hypothesis"] == [[201, 0], [0, 0]]
+    assert tuning.tune(voice_activity["export"], utterances).utterances == 4
+
+
 def test_tag_uses_a_model_s_shipped_smoothing_unless_a_setting_is_given(voice_activity, tmp_path, capsys):
     import shutil
 
