@@ -3,8 +3,9 @@
     .venv/bin/python pipelines/digit_tagging.py
     .venv/bin/python pipelines/digit_tagging.py --set train.epochs=30 --export saved_models/digit-tags
 
-The connected-digit corpus of pipelines/digits.py (FSDD clips joined with short
-silences, lucas held out) already stores each digit's segment; a per-frame model
+A connected-digit corpus like pipelines/digits.py's (FSDD clips joined with short
+silences, lucas held out) stores each digit's segment: the sound of its clip, since
+lucas leaves a quarter of each clip silent (`DigitSequenceOptions.trim_db`); a per-frame model
 learns the ten digit words and "silence". It is scored through an export (as
 `speechseq tag` runs it, smoothing tuned on the dev takes) on the test takes of the training speakers and on the
 held-out speaker: frame accuracy, per-class F1 and segment F1 (onset and offset
@@ -54,10 +55,10 @@ def main() -> None:
     parser.add_argument("--synthetic-takes", type=int, default=8, help="takes of each digit by each voice")
     args = parser.parse_args()
 
-    corpus = ROOT / "work" / "digits-lucas"
+    corpus = ROOT / "work" / "digit-tagging"  # its own: segments span each clip's sound (trim_db)
     synthetic: list[corpora.DigitClip] = []
     if args.synthetic_voices:
-        corpus = corpus.with_name(f"digits-lucas-espeak{args.synthetic_voices}x{args.synthetic_takes}")
+        corpus = corpus.with_name(f"digit-tagging-espeak{args.synthetic_voices}x{args.synthetic_takes}")
         # Takes from 10 on: connected_digits puts them in the training split only.
         synthetic = synth.digit_clips(synth.voices(args.synthetic_voices, seed=13), corpus / "espeak-clips",
                                       range(10, 10 + args.synthetic_takes))

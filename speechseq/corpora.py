@@ -299,6 +299,8 @@ class DigitSequenceOptions:
     passes: Sequence[tuple[str, int]] = (("train", 4), ("dev", 1), ("test", 2))
     # ^ how many times each split's clips are each used (in fresh random orders)
     held_out_speaker: str | None = None  # all of this speaker's clips -> split "held_out"
+    trim_db: float | None = 35.0  # a digit's segment spans its clip's sound: from the first to the last
+    # 25 ms frame within this many dB of the clip's loudest (None: the whole clip, silence and all)
     seed: int = 0
 
 
@@ -339,10 +341,23 @@ def _join_clips(chunk: Sequence[DigitClip], rng: random.Random, options) -> tupl
             pieces.append(np.zeros(int(gap * rate), np.int16))
             cursor += len(pieces[-1]) / rate
         pieces.append(samples)
-        segments.append(Segment(round(cursor, 4), round(cursor + len(samples) / rate, 4), clip.word))
+        start, end = _sound_span(samples, rate, options.trim_db)
+        segments.append(Segment(round(cursor + start / rate, 4), round(cursor + end / rate, 4), clip.word))
         cursor += len(samples) / rate
     pieces.append(np.zeros(int(options.edge * rate), np.int16))
     return np.concatenate(pieces), rate, tuple(segments)
+
+
+def _sound_span(samples: np.ndarray, rate: int, trim_db: float | None) -> tuple[int, int]:
+    """First and end sample of a clip's sound (FSDD speakers leave 0-26% of a clip silent)."""
+    if trim_db is None or not samples.any():
+        return 0, len(samples)
+    import librosa
+
+    frame, hop = max(1, round(0.025 * rate)), max(1, round(0.010 * rate))
+    _, (start, end) = librosa.effects.trim(samples.astype(np.float32), top_db=trim_db, frame_length=frame,
+                                           hop_length=hop)
+    return int(start), int(end)
 
 
 def speed_perturbed(utterances: Sequence[Utterance], factors: Sequence[float], out_dir: str | os.PathLike,
@@ -389,7 +404,7 @@ def connected_digits(
 
     Each utterance joins 1-7 clips of one speaker and one split, with short random
     silences between them; its transcript reads "three one four" and its segments
-    give each digit's time. Splits follow the takes (0-4 test, 5-9 dev, 10-49 train);
+    give each digit's time (the sound of its clip, `trim_db`). Splits follow the takes (0-4 test, 5-9 dev, 10-49 train);
     `held_out_speaker` moves all of one speaker's clips to a `held_out` split.
     `more_clips` join FSDD's by the same rules (`synth.digit_clips`: synthetic speakers).
     Same options and seed, same files. Returns split -> manifest path.
