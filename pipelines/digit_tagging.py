@@ -5,13 +5,14 @@
 
 A connected-digit corpus like pipelines/digits.py's (FSDD clips joined with short
 silences, lucas held out) stores each digit's segment: the sound of its clip, since
-lucas leaves a quarter of each clip silent (`DigitSequenceOptions.trim_db`); a per-frame model
-learns the ten digit words and "silence". It is scored through an export (as
-`speechseq tag` runs it, smoothing tuned on the dev takes) on the test takes of the training speakers and on the
-held-out speaker: frame accuracy, per-class F1 and segment F1 (onset and offset
-within 100 ms). Results go to RUN/results.json. `--synthetic-voices N` adds N eSpeak
-NG voices saying each digit alone (`synth.digit_clips`, `--synthetic-takes` takes
-each), joined into training utterances the same way, with the same exact segments.
+lucas leaves a quarter of each clip silent (`DigitSequenceOptions.trim_db`). A
+per-frame model learns the ten digit words and "silence". It is scored through an
+export (as `speechseq tag` runs it, smoothing tuned on the dev takes) on the test
+takes of the training speakers and on the held-out speaker: frame accuracy,
+per-class F1 and segment F1 (onset and offset within 100 ms). Results go to
+RUN/results.json. `--synthetic-voices N` adds N eSpeak NG voices saying each digit
+alone (`synth.digit_clips`, `--synthetic-takes` takes each), joined into training
+utterances the same way, with the same exact segments.
 """
 
 from __future__ import annotations

@@ -162,7 +162,8 @@ def test_connected_digit_audio_matches_its_segments_and_transcript(digits):
     for segment in utterance.segments:
         piece = samples[int(round(segment.start * rate)) : int(round(segment.end * rate))]
         digit = corpora.DIGIT_WORDS.index(segment.label)
-        clips = [soundfile.read(p, dtype="int16")[0] for p in fsdd_clip(0).parent.glob(f"{digit}_{utterance.speaker}_*.wav")]
+        recordings = fsdd_clip(0).parent.glob(f"{digit}_{utterance.speaker}_*.wav")
+        clips = [soundfile.read(p, dtype="int16")[0] for p in recordings]
         found = [(clip, offset) for clip in clips for offset in range(len(clip) - len(piece) + 1)
                  if clip[offset] == piece[0] and np.array_equal(clip[offset : offset + len(piece)], piece)]
         assert found, segment
