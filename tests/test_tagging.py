@@ -242,8 +242,8 @@ def test_utterances_without_segments_score_and_tune_as_all_background(voice_acti
     assert data.frame_labels([], [], [], 4, FeatureConfig(), 1).numpy().tolist() == [1, 1, 1, 1]
     quiet = tmp_path / "quiet.wav"
     soundfile.write(quiet, np.zeros(32000, np.float32), 16000)  # digital silence: the export finds nothing
-    scenes_ = corpora.read_manifest(voice_activity["manifest"])[:3]
-    utterances = [corpora.Utterance(quiet, "", "nobody", 2.0, ()), *scenes_]
+    noisy = corpora.read_manifest(voice_activity["manifest"])[:3]
+    utterances = [corpora.Utterance(quiet, "", "nobody", 2.0, ()), *noisy]
     scores = evaluate.score_tagging(voice_activity["export"], utterances[:1])
     assert scores["frame_accuracy"] == 1.0 and scores["segment_f1"] == 1.0
     assert scores["confusion"]["rows_reference_columns_hypothesis"] == [[201, 0], [0, 0]]
