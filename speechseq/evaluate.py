@@ -179,6 +179,12 @@ def format_report(values: dict) -> str:
     return "\n".join(lines)
 
 
+def segment_frames(segments, count: int, tags, features: FeatureConfig) -> np.ndarray:
+    """The tag id of each of `count` frames under labelled `segments` (background elsewhere)."""
+    return data.frame_labels([s.start for s in segments], [s.end for s in segments],
+                             [tags.id(s.label) for s in segments], count, features, tags.background_id).numpy()
+
+
 def score_tagging(model, utterances: Sequence[Utterance], collar: float = 0.1) -> dict:
     """Frame accuracy, per-class F1 and confusion matrix (raw arg-max frames: the model),
     and segment F1 with a `collar` in seconds (smoothed segments: what `tag` outputs),
@@ -192,9 +198,7 @@ def score_tagging(model, utterances: Sequence[Utterance], collar: float = 0.1) -
     hits = segment_count = 0
 
     def frames_of(segments, count: int) -> np.ndarray:
-        return data.frame_labels([s.start for s in segments], [s.end for s in segments],
-                                 [tags.id(s.label) for s in segments], count, tagger.features,
-                                 tags.background_id).numpy()
+        return segment_frames(segments, count, tags, tagger.features)
 
     for utterance, result in zip(utterances, tagger.tag_files(u.audio for u in utterances)):
         if isinstance(result, Exception):

@@ -4,11 +4,11 @@ The posteriors -> segments step (median filter, hysteresis, minimum segment and 
 `segments.SmoothingOptions`) suits one model and not another: a sharp model loses its
 edges to a wide median filter, a hesitant one needs a lower onset. So an export can
 carry its own choice in `assets/smoothing.json`, which `Tagger` uses unless told
-otherwise (`segments.shipped_smoothing`). The choice is made on held-in dev utterances with reference segments:
-each file is run through the model once, then every candidate in the grid smooths
-the same posteriors and is scored by the F1 of its foreground frames (mean over the
-labels) plus its segment F1 (onset and offset within a collar). The defaults are
-always a candidate, and win ties.
+otherwise (`segments.shipped_smoothing`). The choice is made on held-in dev
+utterances with reference segments: each file is run through the model once, then
+every candidate in the grid smooths the same posteriors and is scored by the F1 of
+its foreground frames (mean over the labels) plus its segment F1 (onset and offset
+within a collar). The defaults are always a candidate, and win ties.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speechseq import data, metrics, segments
+from speechseq import evaluate, metrics, segments
 from speechseq.corpora import Utterance
 from speechseq.files import write_text
 from speechseq.segments import SMOOTHING_FILE, SmoothingOptions
@@ -67,9 +67,7 @@ def tune(model, utterances: Sequence[Utterance], collar: float = 0.1) -> Tuned:
     for utterance, result in zip(utterances, tagger.tag_files(u.audio for u in utterances)):
         if isinstance(result, Exception):
             raise result
-        reference = data.frame_labels([s.start for s in utterance.segments], [s.end for s in utterance.segments],
-                                      [tags.id(s.label) for s in utterance.segments], len(result.probabilities),
-                                      tagger.features, tags.background_id).numpy()
+        reference = evaluate.segment_frames(utterance.segments, len(result.probabilities), tags, tagger.features)
         runs.append((result.probabilities, reference, utterance.segments))
 
     def score(options: SmoothingOptions) -> dict:
