@@ -2,6 +2,7 @@
 
     .venv/bin/python pipelines/digit_tagging.py
     .venv/bin/python pipelines/digit_tagging.py --set train.epochs=30 --export saved_models/digit-tags
+    .venv/bin/python pipelines/digit_tagging.py --synthetic-voices 24 --speed 0.9 1.1 --set train.epochs=12
 
 A connected-digit corpus like pipelines/digits.py's (FSDD clips joined with short
 silences, lucas held out) stores each digit's segment: the sound of its clip, since
@@ -12,7 +13,8 @@ takes of the training speakers and on the held-out speaker: frame accuracy,
 per-class F1 and segment F1 (onset and offset within 100 ms). Results go to
 RUN/results.json. `--synthetic-voices N` adds N eSpeak NG voices saying each digit
 alone (`synth.digit_clips`, `--synthetic-takes` takes each), joined into training
-utterances the same way, with the same exact segments.
+utterances the same way, with the same exact segments. `--speed` adds copies of the
+FSDD training utterances played faster or slower, their segments scaled to match.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ def main() -> None:
     parser.add_argument("--synthetic-voices", type=int, default=0,
                         help="eSpeak NG voices saying each digit alone, joined into training utterances")
     parser.add_argument("--synthetic-takes", type=int, default=8, help="takes of each digit by each voice")
+    parser.add_argument("--speed", type=float, nargs="+", default=[],
+                        help="speed perturbation: FSDD training utterances also played at these speeds, e.g. 0.9 1.1")
     args = parser.parse_args()
 
     corpus = ROOT / "work" / "digit-tagging"  # its own: segments span each clip's sound (trim_db)
@@ -65,7 +69,15 @@ def main() -> None:
                                       range(10, 10 + args.synthetic_takes))
     if not (corpus / "train.jsonl").exists():
         corpora.connected_digits(FSDD, corpus, DigitSequenceOptions(held_out_speaker="lucas"), synthetic)
-    settings = DEFAULTS + [f"data.train={corpus / 'train.jsonl'}", f"data.dev={corpus / 'dev.jsonl'}"] + args.set
+    train_manifest = corpus / "train.jsonl"
+    if args.speed:
+        # The human speakers' utterances only: they are what is scarce (eSpeak voices already vary their rate).
+        training = corpora.read_manifest(train_manifest)
+        human = {clip.speaker for clip in corpora.fsdd_clips(FSDD)}
+        copies = corpora.speed_perturbed([u for u in training if u.speaker in human], args.speed, corpus / "speed")
+        name = "train" + "".join(f"-sp{f:g}" for f in args.speed)
+        train_manifest = corpora.write_manifest(training + copies, corpus / f"{name}.jsonl")
+    settings = DEFAULTS + [f"data.train={train_manifest}", f"data.dev={corpus / 'dev.jsonl'}"] + args.set
     run = runfile.load(None, settings, args.out)
     started = time.perf_counter()
     train.fit(run)
