@@ -6,8 +6,9 @@
 Scenes of 6 s hold 1-3 FSDD clips at random places over white or brown noise at 0,
 5, 10 or 20 dB SNR, or none (`speechseq.scenes`). Training scenes use takes 5-49
 of george, jackson and nicolas (dev: their takes 0-4), plus `--synthetic-voices N`
-eSpeak NG voices reading digit strings; the test scenes use the two speakers never
-trained on, lucas and yweweler, once at mixed SNRs and once all at 10 dB. Trains a
+eSpeak NG voices reading digit strings, plus `--kathleen-scenes N` scenes of Kathleen's
+read sentences (a fourth human voice, and every English phone rather than ten words);
+the test scenes use the two speakers never trained on, lucas and yweweler, once at mixed SNRs and once all at 10 dB. Trains a
 per-frame model (re-running resumes), exports it to saved_models/voice-activity (with
 --export) with its smoothing tuned on the dev scenes (`speechseq.tuning`), and reports
 frame accuracy, speech F1 and segment F1 (onset and offset within 100 ms) to
@@ -28,6 +29,8 @@ from speechseq.text import DIGIT_WORDS
 
 ROOT = Path(__file__).resolve().parents[1]
 FSDD = ROOT.parent / "shared" / "data" / "fsdd"
+KATHLEEN = ROOT.parent / "shared" / "data" / "kathleen" / "clips"
+KATHLEEN_MAX_SECONDS = 4.5  # longer clips leave no room in a 6 s scene
 TRAINING_SPEAKERS = ("george", "jackson", "nicolas")
 TEST_SPEAKERS = ("lucas", "yweweler")
 SCENES_PER_SPEAKER = 150  # training scenes of each FSDD speaker
@@ -59,11 +62,20 @@ def synthetic_speakers(count: int, folder: Path) -> dict[str, list[Path]]:
     return by_speaker
 
 
-def corpus(folder: Path, synthetic_voices: int, scenes_per_voice: int = SCENES_PER_SPEAKER) -> dict[str, Path]:
+def kathleen_clips(limit: float = KATHLEEN_MAX_SECONDS) -> dict[str, list[Path]]:
+    """Kathleen's clips of at most `limit` seconds, as one speaker."""
+    return {"kathleen": [u.audio for u in corpora.transcribed_folder(KATHLEEN, speaker="kathleen")
+                         if u.duration is not None and u.duration <= limit]}
+
+
+def corpus(folder: Path, synthetic_voices: int, scenes_per_voice: int = SCENES_PER_SPEAKER,
+           kathleen_scenes: int = 0) -> dict[str, Path]:
     """The scene manifests (built once; same seed, same files)."""
     folder = folder / f"espeak{synthetic_voices}"
     if scenes_per_voice != SCENES_PER_SPEAKER:
         folder = folder.with_name(f"{folder.name}x{scenes_per_voice}")
+    if kathleen_scenes:
+        folder = folder.with_name(f"{folder.name}-kathleen{kathleen_scenes}")
     if (folder / "test_10db.jsonl").exists():
         return {name: folder / f"{name}.jsonl" for name in ("train", "dev", "test", "test_10db")}
     training = scenes.fsdd_speakers(FSDD, TRAINING_SPEAKERS, range(5, 50))
@@ -75,6 +87,11 @@ def corpus(folder: Path, synthetic_voices: int, scenes_per_voice: int = SCENES_P
                                  scenes.SceneOptions(scenes_per_speaker=scenes_per_voice, seed=5), "train-espeak")
         train_manifest = corpora.write_manifest(
             corpora.read_manifest(train_manifest) + corpora.read_manifest(synthetic), train_manifest)
+    if kathleen_scenes:
+        kathleen = scenes.build(kathleen_clips(), folder, scenes.SceneOptions(scenes_per_speaker=kathleen_scenes, seed=6),
+                                "train-kathleen")
+        train_manifest = corpora.write_manifest(
+            corpora.read_manifest(train_manifest) + corpora.read_manifest(kathleen), train_manifest)
     held_out = scenes.fsdd_speakers(FSDD, TEST_SPEAKERS, range(50))
     return {
         "train": train_manifest,
@@ -95,9 +112,11 @@ def main() -> None:
     parser.add_argument("--synthetic-voices", type=int, default=0, help="eSpeak NG voices added to training")
     parser.add_argument("--scenes-per-voice", type=int, default=SCENES_PER_SPEAKER,
                         help="training scenes of each eSpeak NG voice")
+    parser.add_argument("--kathleen-scenes", type=int, default=0, help="training scenes of Kathleen's sentences")
     args = parser.parse_args()
 
-    manifests = corpus(ROOT / "work" / "voice-activity", args.synthetic_voices, args.scenes_per_voice)
+    manifests = corpus(ROOT / "work" / "voice-activity", args.synthetic_voices, args.scenes_per_voice,
+                       args.kathleen_scenes)
     settings = DEFAULTS + [f"data.train={manifests['train']}", f"data.dev={manifests['dev']}"] + args.set
     run = runfile.load(None, settings, args.out)
     started = time.perf_counter()
