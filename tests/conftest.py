@@ -16,6 +16,21 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("SPEECHSEQ_DATA", ROOT.parent / "shared" / "data"))
 FSDD = DATA / "fsdd"
 KATHLEEN = DATA / "kathleen"
+
+# Run settings of a tiny recurrent model that learns a few clips in seconds on a CPU.
+TINY_RUN = [
+    "features.n_mels=40",
+    "model.cell=gru",
+    "model.layers=2",
+    "model.units=48",
+    "model.dropout=0.0",
+    "train.spec_augment=false",
+    "train.buckets=1",
+    "train.warmup_steps=20",
+    "train.learning_rate=3e-3",
+    "train.batch_size=10",
+]
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 # Kathleen clips whose sentences the corpus-layout fixtures use, in fixture order.
