@@ -8,11 +8,11 @@ Scenes of 6 s hold 1-3 FSDD clips at random places over white or brown noise at 
 of george, jackson and nicolas (dev: their takes 0-4), plus `--synthetic-voices N`
 eSpeak NG voices reading digit strings, plus `--kathleen-scenes N` scenes of Kathleen's
 read sentences (a fourth human voice, and every English phone rather than ten words);
-the test scenes use the two speakers never trained on, lucas and yweweler, once at mixed SNRs and once all at 10 dB. Trains a
-per-frame model (re-running resumes), exports it to saved_models/voice-activity (with
---export) with its smoothing tuned on the dev scenes (`speechseq.tuning`), and reports
-frame accuracy, speech F1 and segment F1 (onset and offset within 100 ms) to
-RUN/results.json.
+the test scenes use the two speakers never trained on, lucas and yweweler, once at
+mixed SNRs and once all at 10 dB. Trains a per-frame model (re-running resumes),
+exports it to saved_models/voice-activity (with --export) with its smoothing tuned on
+the dev scenes (`speechseq.tuning`), and reports frame accuracy, speech F1 and segment
+F1 (onset and offset within 100 ms) to RUN/results.json.
 """
 
 from __future__ import annotations
@@ -79,19 +79,15 @@ def corpus(folder: Path, synthetic_voices: int, scenes_per_voice: int = SCENES_P
     if (folder / "test_10db.jsonl").exists():
         return {name: folder / f"{name}.jsonl" for name in ("train", "dev", "test", "test_10db")}
     training = scenes.fsdd_speakers(FSDD, TRAINING_SPEAKERS, range(5, 50))
-    train_manifest = scenes.build(training, folder, scenes.SceneOptions(scenes_per_speaker=SCENES_PER_SPEAKER, seed=1),
-                                  "train")
+    parts = [scenes.build(training, folder, scenes.SceneOptions(scenes_per_speaker=SCENES_PER_SPEAKER, seed=1), "train")]
     if synthetic_voices:
         # Many voices with fewer scenes each: more variety for the same training time.
-        synthetic = scenes.build(synthetic_speakers(synthetic_voices, folder / "espeak"), folder,
-                                 scenes.SceneOptions(scenes_per_speaker=scenes_per_voice, seed=5), "train-espeak")
-        train_manifest = corpora.write_manifest(
-            corpora.read_manifest(train_manifest) + corpora.read_manifest(synthetic), train_manifest)
+        parts.append(scenes.build(synthetic_speakers(synthetic_voices, folder / "espeak"), folder,
+                                  scenes.SceneOptions(scenes_per_speaker=scenes_per_voice, seed=5), "train-espeak"))
     if kathleen_scenes:
-        kathleen = scenes.build(kathleen_clips(), folder, scenes.SceneOptions(scenes_per_speaker=kathleen_scenes, seed=6),
-                                "train-kathleen")
-        train_manifest = corpora.write_manifest(
-            corpora.read_manifest(train_manifest) + corpora.read_manifest(kathleen), train_manifest)
+        parts.append(scenes.build(kathleen_clips(), folder,
+                                  scenes.SceneOptions(scenes_per_speaker=kathleen_scenes, seed=6), "train-kathleen"))
+    train_manifest = corpora.write_manifest([u for part in parts for u in corpora.read_manifest(part)], parts[0])
     held_out = scenes.fsdd_speakers(FSDD, TEST_SPEAKERS, range(50))
     return {
         "train": train_manifest,
