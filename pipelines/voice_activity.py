@@ -71,7 +71,9 @@ def kathleen_clips(limit: float = KATHLEEN_MAX_SECONDS) -> dict[str, list[Path]]
 def corpus(folder: Path, synthetic_voices: int, scenes_per_voice: int = SCENES_PER_SPEAKER,
            kathleen_scenes: int = 0) -> dict[str, Path]:
     """The scene manifests (built once; same seed, same files)."""
-    folder = folder / f"espeak{synthetic_voices}"
+    # "labels25ms": edges found on 25 ms frames (earlier corpora used 128 ms ones, up to
+    # 100 ms loose); a new name keeps them from being reused.
+    folder = folder / "labels25ms" / f"espeak{synthetic_voices}"
     if scenes_per_voice != SCENES_PER_SPEAKER:
         folder = folder.with_name(f"{folder.name}x{scenes_per_voice}")
     if kathleen_scenes:

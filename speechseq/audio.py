@@ -131,6 +131,24 @@ def load(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     return _mono_at_rate(path, samples, file_rate, sample_rate)
 
 
+def sound_span(samples: np.ndarray, rate: int, top_db: float | None) -> tuple[int, int]:
+    """First and end sample of the sound in `samples`: from the first to the last 25 ms frame
+    (10 ms hop) within `top_db` of the loudest; (0, len) for silence or top_db None.
+
+    The frames are those of the model's features, so labels built on the span land on
+    them to within a frame (librosa's default 128 ms frames would reach up to ~100 ms
+    into the silence around a word).
+    """
+    if top_db is None or not samples.any():
+        return 0, len(samples)
+    import librosa  # slow to import, and only labelling needs it
+
+    frame, hop = max(1, round(0.025 * rate)), max(1, round(0.010 * rate))
+    _, (start, end) = librosa.effects.trim(samples.astype(np.float32), top_db=top_db, frame_length=frame,
+                                           hop_length=hop)
+    return int(start), int(end)
+
+
 def _mono_at_rate(path, samples: np.ndarray, file_rate: int, sample_rate: int) -> np.ndarray:
     """(frames, channels) samples -> the mono waveform at `sample_rate`, clipped to [-1, 1]."""
     mono = samples.mean(axis=1, dtype=np.float32) if samples.shape[1] > 1 else samples[:, 0]

@@ -341,23 +341,11 @@ def _join_clips(chunk: Sequence[DigitClip], rng: random.Random, options) -> tupl
             pieces.append(np.zeros(int(gap * rate), np.int16))
             cursor += len(pieces[-1]) / rate
         pieces.append(samples)
-        start, end = _sound_span(samples, rate, options.trim_db)
+        start, end = audio.sound_span(samples, rate, options.trim_db)
         segments.append(Segment(round(cursor + start / rate, 4), round(cursor + end / rate, 4), clip.word))
         cursor += len(samples) / rate
     pieces.append(np.zeros(int(options.edge * rate), np.int16))
     return np.concatenate(pieces), rate, tuple(segments)
-
-
-def _sound_span(samples: np.ndarray, rate: int, trim_db: float | None) -> tuple[int, int]:
-    """First and end sample of a clip's sound (FSDD speakers leave 0-26% of a clip silent)."""
-    if trim_db is None or not samples.any():
-        return 0, len(samples)
-    import librosa
-
-    frame, hop = max(1, round(0.025 * rate)), max(1, round(0.010 * rate))
-    _, (start, end) = librosa.effects.trim(samples.astype(np.float32), top_db=trim_db, frame_length=frame,
-                                           hop_length=hop)
-    return int(start), int(end)
 
 
 def speed_perturbed(utterances: Sequence[Utterance], factors: Sequence[float], out_dir: str | os.PathLike,

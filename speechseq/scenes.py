@@ -4,7 +4,8 @@ Each scene is `seconds` long and holds 1 to `max_clips` clips of one speaker at 
 non-overlapping places, over noise at a signal-to-noise ratio drawn from `snrs` (the
 ratio of the clips' mean power to the noise's). Its `segments` label each clip
 "speech" from its first to its last sound (leading and trailing silence trimmed at
-`trim_db` below the clip's peak); the rest is the background ("silence", maybe noise).
+`trim_db` below the clip's peak, on the features' 25 ms frames); the rest is the
+background ("silence", maybe noise).
 Clips come from FSDD (`fsdd_speakers`) or from any recordings, synthetic voices included.
 Noise is white or brown (integrated white noise, most of its energy low, like hum and
 rumble), drawn per scene. Same options and seed, same files.
@@ -34,7 +35,7 @@ class SceneOptions:
     max_clips: int = 3  # clips per scene, 1 to this many
     snrs: Sequence[float | None] = (0.0, 5.0, 10.0, 20.0, None)  # dB; None = no noise
     scenes_per_speaker: int = 40
-    trim_db: float = 35.0  # a clip's speech ends where it stays this far below its peak
+    trim_db: float = 35.0  # a clip's speech ends where it stays this far below its peak (`audio.sound_span`)
     seed: int = 0
 
 
@@ -60,10 +61,8 @@ def fsdd_speakers(fsdd_root: str | os.PathLike, speakers: Sequence[str], takes: 
 
 
 def _trimmed(path: Path, top_db: float) -> np.ndarray:
-    import librosa
-
     samples = audio.load(path)
-    _, (start, end) = librosa.effects.trim(samples, top_db=top_db)
+    start, end = audio.sound_span(samples, audio.SAMPLE_RATE, top_db)
     return samples[start:end]
 
 

@@ -286,7 +286,10 @@ def test_transcribe_cli_draws_the_word_alignment(tmp_path):
 
 
 def test_scenes_label_speech_from_first_to_last_sound(fsdd_dir, tmp_path):
-    clips = scenes.fsdd_speakers(fsdd_dir, ["nicolas"], range(3))
+    def rms(samples):
+        return float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
+
+    clips = scenes.fsdd_speakers(fsdd_dir, ["lucas"], range(3))  # his clips hold silence around the word
     manifest = scenes.build(clips, tmp_path, scenes.SceneOptions(seconds=4.0, scenes_per_speaker=4, snrs=(None,)))
     again = scenes.build(clips, tmp_path / "again", scenes.SceneOptions(seconds=4.0, scenes_per_speaker=4, snrs=(None,)))
     first, second = corpora.read_manifest(manifest), corpora.read_manifest(again)
@@ -296,8 +299,12 @@ def test_scenes_label_speech_from_first_to_last_sound(fsdd_dir, tmp_path):
         assert utterance.duration == 4.0 and 1 <= len(utterance.segments) <= 3
         speech = np.zeros(samples.size, bool)
         for segment in utterance.segments:
-            inside = samples[int(segment.start * 16000) : int(segment.end * 16000)]
-            assert np.abs(inside[:160]).max() > 0.005 and np.abs(inside[-160:]).max() > 0.005
-            speech[int(segment.start * 16000) : int(segment.end * 16000)] = True
+            start, end = round(segment.start * 16000), round(segment.end * 16000)
+            # Tight to the 25 ms feature frame: the frame at each edge holds sound within
+            # trim_db of the word's loudest frame (not silence up to 100 ms away from it).
+            peak = max(rms(samples[at : at + 400]) for at in range(start, end - 400, 160))
+            assert rms(samples[max(0, start - 200) : start + 200]) > 10 ** (-35 / 20) * peak / 2
+            assert rms(samples[end - 360 : end + 40]) > 10 ** (-35 / 20) * peak / 2
+            speech[start:end] = True
         # Clean scenes: outside the segments only what trimming left, quieter than trim_db below the peak.
         assert np.abs(samples[~speech]).max() <= 10 ** (-35 / 20) * np.abs(samples).max() + 1e-4
