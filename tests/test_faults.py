@@ -11,6 +11,7 @@ import csv
 import json
 import random
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -61,7 +62,7 @@ def test_a_full_disk_during_export_publishes_nothing_and_keeps_earlier_versions(
     source = export.resolve_version(DIGITS)
     # The shipped run's manifests are not in a fresh checkout: name the warm-up audio.
     samples = ["--samples", str(fsdd_clip(3)), str(fsdd_clip(7, "nicolas"))]
-    assert cli.main(["export", str(source), "--out", str(root), *samples]) == 0
+    shutil.copytree(source, root / "1")  # an earlier version, published
     before = sorted(p.name for p in root.iterdir())
     done = subprocess.run(_speechseq("export", str(source), "--out", str(root), *samples), capture_output=True,
                           text=True, timeout=300, preexec_fn=_with_file_size_limit(1 << 20))  # saved_model.pb is bigger
@@ -70,6 +71,7 @@ def test_a_full_disk_during_export_publishes_nothing_and_keeps_earlier_versions(
     assert f"cannot write {root / '2'}" in done.stderr and "nothing was published" in done.stderr
     assert sorted(p.name for p in root.iterdir()) == before == ["1"]
     assert export.versions(root) == [1]
+    assert (root / "1" / "saved_model.pb").read_bytes() == (source / "saved_model.pb").read_bytes()
 
 
 def test_a_killed_transcription_resumes_and_never_leaves_a_half_written_output(tmp_path, capsys):
