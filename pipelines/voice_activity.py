@@ -7,7 +7,9 @@ Scenes of 6 s hold 1-3 FSDD clips at random places over white or brown noise at 
 5, 10 or 20 dB SNR, or none (`speechseq.scenes`). Training scenes use takes 5-49
 of george, jackson and nicolas (dev: their takes 0-4), plus `--synthetic-voices N`
 eSpeak NG voices reading digit strings, plus `--kathleen-scenes N` scenes of Kathleen's
-read sentences (a fourth human voice, and every English phone rather than ten words);
+read sentences (a fourth human voice, and every English phone rather than ten words),
+plus with `--speed 0.9 1.1` the three training speakers played at those speeds as voices
+of their own;
 the test scenes use the two speakers never trained on, lucas and yweweler, once at
 mixed SNRs and once all at 10 dB. Trains a per-frame model (re-running resumes),
 exports it to saved_models/voice-activity (with --export) with its smoothing tuned on
@@ -68,8 +70,16 @@ def kathleen_clips(limit: float = KATHLEEN_MAX_SECONDS) -> dict[str, list[Path]]
                          if u.duration is not None and u.duration <= limit]}
 
 
+def speed_perturbed_speakers(by_speaker: dict[str, list[Path]], factors, folder: Path) -> dict[str, list[Path]]:
+    """Each speaker's clips played at each speed factor, as a speaker of its own
+    ("george-sp0.9"): a higher or lower voice and a faster or slower tempo."""
+    return {f"{speaker}-sp{factor:g}": [copy.audio for copy in corpora.speed_perturbed(
+                [corpora.Utterance(path, speaker=speaker) for path in paths], [factor], folder)]
+            for speaker, paths in by_speaker.items() for factor in factors}
+
+
 def corpus(folder: Path, synthetic_voices: int, scenes_per_voice: int = SCENES_PER_SPEAKER,
-           kathleen_scenes: int = 0) -> dict[str, Path]:
+           kathleen_scenes: int = 0, speeds=()) -> dict[str, Path]:
     """The scene manifests (built once; same seed, same files)."""
     # "labels25ms": edges found on 25 ms frames (earlier corpora used 128 ms ones, up to
     # 100 ms loose); a new name keeps them from being reused.
@@ -78,6 +88,8 @@ def corpus(folder: Path, synthetic_voices: int, scenes_per_voice: int = SCENES_P
         folder = folder.with_name(f"{folder.name}x{scenes_per_voice}")
     if kathleen_scenes:
         folder = folder.with_name(f"{folder.name}-kathleen{kathleen_scenes}")
+    if speeds:
+        folder = folder.with_name(folder.name + "".join(f"-sp{f:g}" for f in speeds))
     if (folder / "test_10db.jsonl").exists():
         return {name: folder / f"{name}.jsonl" for name in ("train", "dev", "test", "test_10db")}
     training = scenes.fsdd_speakers(FSDD, TRAINING_SPEAKERS, range(5, 50))
@@ -86,6 +98,9 @@ def corpus(folder: Path, synthetic_voices: int, scenes_per_voice: int = SCENES_P
         # Many voices with fewer scenes each: more variety for the same training time.
         parts.append(scenes.build(synthetic_speakers(synthetic_voices, folder / "espeak"), folder,
                                   scenes.SceneOptions(scenes_per_speaker=scenes_per_voice, seed=5), "train-espeak"))
+    if speeds:
+        parts.append(scenes.build(speed_perturbed_speakers(training, speeds, folder / "speed"), folder,
+                                  scenes.SceneOptions(scenes_per_speaker=SCENES_PER_SPEAKER, seed=7), "train-speed"))
     if kathleen_scenes:
         parts.append(scenes.build(kathleen_clips(), folder,
                                   scenes.SceneOptions(scenes_per_speaker=kathleen_scenes, seed=6), "train-kathleen"))
@@ -111,10 +126,12 @@ def main() -> None:
     parser.add_argument("--scenes-per-voice", type=int, default=SCENES_PER_SPEAKER,
                         help="training scenes of each eSpeak NG voice")
     parser.add_argument("--kathleen-scenes", type=int, default=0, help="training scenes of Kathleen's sentences")
+    parser.add_argument("--speed", type=float, nargs="+", default=[],
+                        help="speed perturbation: the FSDD training speakers also as voices at these speeds, e.g. 0.9 1.1")
     args = parser.parse_args()
 
     manifests = corpus(ROOT / "work" / "voice-activity", args.synthetic_voices, args.scenes_per_voice,
-                       args.kathleen_scenes)
+                       args.kathleen_scenes, args.speed)
     settings = DEFAULTS + [f"data.train={manifests['train']}", f"data.dev={manifests['dev']}"] + args.set
     run = runfile.load(None, settings, args.out)
     started = time.perf_counter()
