@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import soundfile
 
 from conftest import ROOT, fsdd_clip, kathleen_clip, write_wav
-from speechseq import audio, corpora
+from speechseq import audio, cli, corpora
 from speechseq.corpora import CorpusError, DigitSequenceOptions, Segment, Utterance
 from speechseq.text import Vocabulary
 
@@ -241,18 +238,13 @@ def test_ctc_length_check_counts_repeats_and_subsampling():
     assert not corpora.audit(utterance, Vocabulary(), subsampling=4).ok
 
 
-def test_audit_cli_exits_non_zero_and_names_each_bad_file(tmp_path):
+def test_audit_cli_exits_non_zero_and_names_each_bad_file(tmp_path, capsys):
     path, _, n_bad = _mixed_manifest(tmp_path)
-    result = subprocess.run(
-        [sys.executable, "-m", "speechseq", "audit", str(path), "--json"],
-        capture_output=True, text=True, check=False,
-    )
-    assert result.returncode == 1
-    report = json.loads(result.stdout)
+    assert cli.main(["audit", str(path), "--json"]) == 1  # the exit status `python -m speechseq` passes on
+    report = json.loads(capsys.readouterr().out)
     assert report["bad"] == n_bad and report["good"] == 3
-    text = subprocess.run(
-        [sys.executable, "-m", "speechseq", "audit", str(path)], capture_output=True, text=True, check=False
-    ).stdout
+    assert cli.main(["audit", str(path)]) == 1
+    text = capsys.readouterr().out
     for name in ["missing.wav", "text.wav", "nan.wav", "rate.wav"]:
         assert sum(name in line for line in text.splitlines()) == 1
 
