@@ -23,6 +23,7 @@ import argparse
 import json
 import random
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from speechseq import corpora, evaluate, runfile, scenes, synth, train
@@ -70,7 +71,8 @@ def kathleen_clips(limit: float = KATHLEEN_MAX_SECONDS) -> dict[str, list[Path]]
                          if u.duration is not None and u.duration <= limit]}
 
 
-def speed_perturbed_speakers(by_speaker: dict[str, list[Path]], factors, folder: Path) -> dict[str, list[Path]]:
+def speed_perturbed_speakers(by_speaker: dict[str, list[Path]], factors: Sequence[float],
+                             folder: Path) -> dict[str, list[Path]]:
     """Each speaker's clips played at each speed factor, as a speaker of its own
     ("george-sp0.9"): a higher or lower voice and a faster or slower tempo."""
     return {f"{speaker}-sp{factor:g}": [copy.audio for copy in corpora.speed_perturbed(
@@ -79,7 +81,7 @@ def speed_perturbed_speakers(by_speaker: dict[str, list[Path]], factors, folder:
 
 
 def corpus(folder: Path, synthetic_voices: int, scenes_per_voice: int = SCENES_PER_SPEAKER,
-           kathleen_scenes: int = 0, speeds=()) -> dict[str, Path]:
+           kathleen_scenes: int = 0, speeds: Sequence[float] = ()) -> dict[str, Path]:
     """The scene manifests (built once; same seed, same files)."""
     # "labels25ms": edges found on 25 ms frames (earlier corpora used 128 ms ones, up to
     # 100 ms loose); a new name keeps them from being reused.
