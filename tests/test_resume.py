@@ -17,10 +17,6 @@ from conftest import TINY_RUN as TINY
 from speechseq import cli, corpora, runfile, train
 
 
-def _train_command(config: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "speechseq", "train", "--config", str(config), "--out", str(out)]
-
-
 def test_killed_run_resumes_without_losing_or_repeating_an_epoch(ten_digits, tmp_path, caplog):
     config = tmp_path / "run.toml"
     config.write_text(
@@ -30,7 +26,9 @@ def test_killed_run_resumes_without_losing_or_repeating_an_epoch(ten_digits, tmp
         "[train]\nepochs = 3\nsteps_per_epoch = 6\nbatch_size = 5\njit_compile = false\nbuckets = 1\n"
     )
     out = tmp_path / "run"
-    process = subprocess.Popen(_train_command(config, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    arguments = ["train", "--config", str(config), "--out", str(out)]
+    process = subprocess.Popen([sys.executable, "-m", "speechseq", *arguments],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log_file = out / "log.csv"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
@@ -40,15 +38,14 @@ def test_killed_run_resumes_without_losing_or_repeating_an_epoch(ten_digits, tmp
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (out / "model.keras").exists(), "the run was killed before it finished"
-    train_again = ["train", "--config", str(config), "--out", str(out)]
-    assert cli.main(train_again) == 0  # resumed in this process: another process than the killed one
+    assert cli.main(arguments) == 0  # resumed in this process: another process than the killed one
     epochs = [int(row["epoch"]) for row in csv.DictReader(open(log_file))]
     assert epochs[-1] == 2 and sorted(set(epochs)) == [0, 1, 2]
     # An epoch may be logged twice only if the kill came after its log line but before
     # its backup; it is never skipped, and the run never does more than 3 epochs' work.
     assert len(epochs) <= 4
     with caplog.at_level(logging.WARNING):
-        assert cli.main(train_again) == 0
+        assert cli.main(arguments) == 0
     assert "finished already" in caplog.text
 
 
