@@ -145,8 +145,7 @@ def main() -> None:
     test_sets = {name: corpora.read_manifest(manifests[name]) for name in ("test", "test_10db")}
     dev = corpora.read_manifest(manifests["dev"])  # the export's smoothing is tuned on it
     for name, scores in evaluate.score_tagging_export(args.out, test_sets, args.export, card, dev).items():
-        results[name] = {key: scores[key] for key in ("frame_accuracy", "per_class_f1", "smoothed_per_class_f1",
-                                                      "segment_f1", "n")}
+        results[name] = scores  # with the confusion matrix: false alarms and misses
         print(f"{name}: frame accuracy {scores['frame_accuracy']:.2%}, speech F1 "
               f"{scores['per_class_f1']['speech']:.3f} ({scores['smoothed_per_class_f1']['speech']:.3f} smoothed), "
               f"segment F1 {scores['segment_f1']:.3f}")
