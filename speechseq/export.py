@@ -242,13 +242,40 @@ _WAV_SPEC = [tf.TensorSpec([None], tf.string, name="wav")]
 # ---- serving modules ---------------------------------------------------------------------
 
 
-class CTCServing(tf.Module):
+class _ServingModule(tf.Module):
+    """What both serving modules share: a Keras model and its feature layer, saved as
+    their variables alone.
+
+    Why the Keras objects are held untracked and their `tf.Variable`s tracked instead: a
+    Keras 3 variable is a wrapper around a `tf.Variable`. Saved through a `tf.Module`
+    that tracks the Keras model, the checkpoint and the saver's restore op follow the
+    wrappers (VarHandleOps named `Variable`, `Variable_1`, ...), while the traced
+    signatures capture the wrapped variables' own handles, which `tf.saved_model.save`
+    writes as a second set of VarHandleOps under the Keras names
+    (`forward_gru/gru_cell/bias`) that nothing restores. TF2's object loader rebinds
+    the captures through the object graph and never notices; TF Serving imports the
+    MetaGraph into a session, runs the restore op, then the signatures, which fail with
+    "Could not find variable ..." (tensorflow/serving#2250, keras-team/keras#20095).
+    With the wrapped variables tracked and nothing else, the graph has one VarHandleOp
+    per variable, restored by the saver and read by the signatures, and the
+    checkpoint holds each weight once.
+    """
+
+    def __init__(self, trained: Trained, name: str):
+        super().__init__(name=name)
+        self._hold(trained.model, feature_layer(trained.features, name="frontend"))
+        self.served_variables = [v.value for layer in (self.model, self.frontend) for v in layer.variables]
+
+    @tf.__internal__.tracking.no_automatic_dependency_tracking
+    def _hold(self, model: keras.Model, frontend: keras.Layer) -> None:
+        self.model, self.frontend = model, frontend
+
+
+class CTCServing(_ServingModule):
     """Signatures of a transcription model: audio or WAV bytes -> text with token times."""
 
     def __init__(self, trained: Trained):
-        super().__init__(name="speechseq_ctc")
-        self.model = trained.model
-        self.frontend = feature_layer(trained.features, name="frontend")
+        super().__init__(trained, name="speechseq_ctc")
         config = trained.features
         self._sample_rate = config.sample_rate
         self._subsampling = trained.subsampling
@@ -303,13 +330,11 @@ class CTCServing(tf.Module):
         return self._transcribe_audio(*decode_wavs(wav, self._sample_rate))
 
 
-class TaggingServing(tf.Module):
+class TaggingServing(_ServingModule):
     """Signatures of a frame-tagging model: audio or WAV bytes -> a tag for every frame."""
 
     def __init__(self, trained: Trained):
-        super().__init__(name="speechseq_tagging")
-        self.model = trained.model
-        self.frontend = feature_layer(trained.features, name="frontend")
+        super().__init__(trained, name="speechseq_tagging")
         self._sample_rate = trained.features.sample_rate
         self._tag_names = tf.constant(list(trained.classes.labels))
         self._background = tf.one_hot(trained.classes.background_id, len(trained.classes.labels))
@@ -380,6 +405,12 @@ def model_card(trained: Trained, name: str, version: int, extra: dict | None = N
         "metrics": _metrics(trained.folder),
         "license": "unspecified: set it with --card",
     }
+    # A re-export (from a version's folder) keeps the words its card was given: what the
+    # model is, its licence, its data's attribution, the command that trained it.
+    earlier = _json_file(trained.folder / "model_card.json")
+    card |= {key: value for key, value in earlier.items() if key not in card or key == "license"}
+    if earlier:
+        card["exported_from"] = f"{earlier.get('name')}/{earlier.get('version')} (the same weights)"
     if (trained.folder / "smoothing.json").exists():  # a re-export ships the same smoothing
         card["smoothing"] = _json_file(trained.folder / "smoothing.json")
     if settings["train"].get("init_from"):

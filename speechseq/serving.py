@@ -1,9 +1,11 @@
 """What TF Serving sees of an export: its signatures, REST requests and warmup records.
 
 Signatures are read from `saved_model.pb` itself (the SignatureDefs TF Serving
-serves), not from a reloaded Python object. Requests follow TF Serving's REST API:
-`POST /v1/models/NAME[/versions/N]:predict` with `signature_name` and `instances`
-(row format), binary strings as `{"b64": ...}`.
+serves), not from a reloaded Python object, and `SessionModel` runs them the way TF
+Serving's model server does: the MetaGraph imported into a TF1-style session, the
+saver's restore op run, then `Session.run` on each SignatureDef's tensor names.
+Requests follow TF Serving's REST API: `POST /v1/models/NAME[/versions/N]:predict`
+with `signature_name` and `instances` (row format), binary strings as `{"b64": ...}`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,43 @@ def signature_defs(version_dir: str | os.PathLike) -> dict:
         if "serve" in meta_graph.meta_info_def.tags:
             return dict(meta_graph.signature_def)
     raise ValueError(f"{version_dir}: no MetaGraph tagged 'serve'")
+
+
+class SessionModel:
+    """An export loaded as TF Serving loads it (`LoadSavedModel`), not with TF2's
+    object loader: a graph and session of its own, the variables restored by the
+    MetaGraph's saver, each signature run by the tensor names its SignatureDef gives.
+
+    `tf.saved_model.load` resolves a function's captured variables through the saved
+    object graph, so an export can run there and still fail here; this is the test
+    that matters for TF Serving.
+    """
+
+    def __init__(self, version_dir: str | os.PathLike):
+        self.folder = Path(version_dir)
+        self._graph = tf.Graph()
+        self._session = tf.compat.v1.Session(graph=self._graph)
+        with self._graph.as_default():
+            meta_graph = tf.compat.v1.saved_model.loader.load(self._session, ["serve"], str(self.folder))
+        self.signature_defs = dict(meta_graph.signature_def)
+
+    def run(self, signature_name: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """`Session.run` of one signature: its outputs by key, as numpy arrays."""
+        signature = self.signature_defs[signature_name]
+        if set(inputs) != set(signature.inputs):
+            raise ValueError(f"signature {signature_name!r} takes {sorted(signature.inputs)}, got {sorted(inputs)}")
+        feeds = {signature.inputs[key].name: value for key, value in inputs.items()}
+        fetches = {key: info.name for key, info in signature.outputs.items()}
+        return self._session.run(fetches, feeds)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> "SessionModel":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _shape(tensor_info) -> str:

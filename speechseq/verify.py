@@ -3,11 +3,16 @@
 The export is loaded by a new Python process that has never seen the Keras model
 (`python -m speechseq.verify VERSION_DIR FILE...`, which prints JSON), so a graph
 that silently depends on state of the exporting process fails here, not in TF Serving.
+That process loads it twice: with TF2's object loader (what `speechseq transcribe`
+uses) and into a TF1 session as TF Serving's model server does (`serving.SessionModel`);
+every signature must run in the session on every file, with the TF2 loader's outputs,
+and the warmup records TF Serving replays at load must run there too.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import subprocess
@@ -24,22 +29,36 @@ class Verification:
     files: tuple[str, ...]
     max_difference: float  # largest |export - keras| over log-probs (or tag probabilities)
     mismatches: tuple[str, ...]  # files whose transcript (or tags) differ
+    session_difference: float = 0.0  # largest |TF1 session - TF2 loader| over every float output
+    session_mismatches: tuple[str, ...] = ()  # signatures whose session outputs differ or fail
 
     @property
     def ok(self) -> bool:
-        return not self.mismatches and self.max_difference <= TOLERANCE
+        return (not self.mismatches and self.max_difference <= TOLERANCE
+                and not self.session_mismatches and self.session_difference <= TOLERANCE)
+
+    def problems(self) -> str:
+        """What went wrong, for an error message."""
+        found = []
+        if self.mismatches or self.max_difference > TOLERANCE:
+            found += [f"max |export - keras| {self.max_difference:.2e}", *self.mismatches]
+        if self.session_mismatches or self.session_difference > TOLERANCE:
+            found += [f"TF Serving's session loader: max |session - TF2 loader| {self.session_difference:.2e}",
+                      *self.session_mismatches]
+        return "; ".join(found)
 
 
 TOLERANCE = 1e-4  # log-probabilities: float32 round-off between two graph builds
 
 
-def export_outputs(version_dir: str | os.PathLike, files: Sequence[str]) -> list[dict]:
-    """Run the export on each file: its scores (log-probs or tag probabilities) and labels."""
+def export_outputs(version_dir: str | os.PathLike, files: Sequence[str], published=None) -> list[dict]:
+    """Run the export on each file: its scores (log-probs or tag probabilities) and labels.
+    `published`: the export already opened (`export.open_published`)."""
     import tensorflow as tf
 
     from speechseq import audio, export
 
-    published = export.open_published(version_dir)
+    published = published or export.open_published(version_dir)
     loaded = published.loaded
     results = []
     for path in files:
@@ -57,6 +76,90 @@ def export_outputs(version_dir: str | os.PathLike, files: Sequence[str]) -> list
             labels = outputs["tag_ids"][0, :length].numpy().tolist()
         results.append({"path": str(path), "scores": scores.tolist(), "labels": labels})
     return results
+
+
+def signature_inputs(signature_def, waveform: np.ndarray, sample_rate: int, frontend) -> dict[str, np.ndarray]:
+    """One clip as the inputs a signature takes: raw audio, WAV bytes, or features."""
+    keys = set(signature_def.inputs)
+    if keys == {"audio", "audio_length"}:
+        return {"audio": waveform[np.newaxis], "audio_length": np.array([waveform.size], np.int32)}
+    if keys == {"wav"}:
+        return {"wav": np.array([wav_bytes(waveform, sample_rate)], object)}
+    if keys == {"features", "feature_lengths"}:
+        features, lengths = frontend(waveform[np.newaxis], np.array([waveform.size], np.int32))
+        return {"features": np.asarray(features), "feature_lengths": np.asarray(lengths, np.int32)}
+    raise ValueError(f"no verify inputs for a signature taking {sorted(keys)}")
+
+
+def wav_bytes(waveform: np.ndarray, sample_rate: int) -> bytes:
+    """16-bit PCM WAV file bytes, as a client of the `*_wav` signatures sends them."""
+    import soundfile
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, waveform, sample_rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def session_outputs_differ(published, files: Sequence[str], session=None) -> dict:
+    """Every signature of the export `published` (`export.open_published`, TF2's loader),
+    run on every file in a TF1 session as TF Serving runs it (`session`, a
+    `serving.SessionModel`, opened here unless given) and with TF2's loader, and the
+    warmup records replayed in the session: the largest float difference and what
+    failed or differed."""
+    import tensorflow as tf
+
+    from speechseq import serving
+
+    if session is not None:
+        return _compare_with_session(published, session, files)
+    try:
+        opened = serving.SessionModel(published.folder)
+    except (OSError, RuntimeError, ValueError, tf.errors.OpError) as error:  # report it, don't crash
+        return {"difference": float("inf"), "mismatches": [f"cannot load in a TF1 session: {_first_line(error)}"]}
+    with opened:
+        return _compare_with_session(published, opened, files)
+
+
+def _compare_with_session(published, session, files: Sequence[str]) -> dict:
+    import tensorflow as tf
+
+    from speechseq import audio, serving
+    from speechseq.features import feature_layer
+
+    difference, mismatches = 0.0, []
+    names = sorted(name for name in session.signature_defs if not name.startswith("__"))
+    frontend = feature_layer(published.features)
+    for path in files:
+        waveform = audio.load(path, published.features.sample_rate)
+        for name in names:
+            inputs = signature_inputs(session.signature_defs[name], waveform, published.features.sample_rate, frontend)
+            expected = {k: v.numpy() for k, v in published.signatures[name](
+                **{k: tf.constant(v) for k, v in inputs.items()}).items()}
+            try:
+                got = session.run(name, inputs)
+            except tf.errors.OpError as error:
+                mismatches.append(f"{path}: {name} fails in a TF1 session: {_first_line(error)}")
+                continue
+            for key, value in expected.items():
+                if value.dtype.kind == "f" and got[key].shape == value.shape:
+                    difference = max(difference, float(np.abs(got[key] - value).max(initial=0.0)))
+                elif not np.array_equal(got[key], value):
+                    mismatches.append(f"{path}: {name}/{key} differs between the TF1 session and TF2 loader")
+    if (published.folder / "assets.extra" / serving.WARMUP_FILE).exists():
+        for log in serving.read_warmup(published.folder):
+            request = log.predict_log.request
+            try:
+                session.run(request.model_spec.signature_name,
+                            {k: tf.make_ndarray(proto) for k, proto in request.inputs.items()})
+            except (tf.errors.OpError, KeyError, ValueError) as error:
+                mismatches.append(f"warmup request for {request.model_spec.signature_name!r} fails in a "
+                                  f"TF1 session: {_first_line(error)}")
+    return {"difference": difference, "mismatches": mismatches}
+
+
+def _first_line(error: Exception) -> str:
+    text = getattr(error, "message", None) or str(error)
+    return " ".join(text.split())[:300]
 
 
 def keras_outputs(trained, files: Sequence[str]) -> list[dict]:
@@ -91,7 +194,8 @@ def verify(version_dir: str | os.PathLike, trained, files: Sequence[str]) -> Ver
         from speechseq.export import ExportError
 
         raise ExportError(f"the export at {version_dir} failed to run in a fresh process:\n{done.stderr[-3000:]}")
-    exported = json.loads(done.stdout.strip().splitlines()[-1])
+    printed = json.loads(done.stdout.strip().splitlines()[-1])
+    exported, session = printed["files"], printed["session"]
     expected = keras_outputs(trained, files)
     difference, mismatches = 0.0, []
     for ours, theirs in zip(expected, exported):
@@ -102,12 +206,18 @@ def verify(version_dir: str | os.PathLike, trained, files: Sequence[str]) -> Ver
             difference = max(difference, float(np.abs(scores - ours["scores"]).max(initial=0.0)))
         if theirs["labels"] != ours["labels"]:
             mismatches.append(f"{ours['path']}: keras {ours['labels']!r}, export {theirs['labels']!r}")
-    return Verification(tuple(map(str, files)), difference, tuple(mismatches))
+    return Verification(tuple(map(str, files)), difference, tuple(mismatches),
+                        session["difference"], tuple(session["mismatches"]))
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    print(json.dumps(export_outputs(argv[0], argv[1:])))
+    from speechseq import export
+
+    version_dir, files = argv[0], argv[1:]
+    published = export.open_published(version_dir)
+    print(json.dumps({"files": export_outputs(version_dir, files, published),
+                      "session": session_outputs_differ(published, files)}))
 
 
 if __name__ == "__main__":

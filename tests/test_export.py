@@ -56,6 +56,13 @@ def loaded(exported):
     return tf.saved_model.load(str(exported))
 
 
+@pytest.fixture(scope="module")
+def session(exported):
+    """The export in a TF1 session, as TF Serving's model server loads it."""
+    with serving.SessionModel(exported) as model:
+        yield model
+
+
 def test_signatures_have_named_inputs_and_outputs_with_free_batch_and_time(exported):
     defs = serving.signature_defs(exported)
     assert {"serving_default", "transcribe_wav", "log_probs", "audio_log_probs"} <= set(defs)
@@ -82,10 +89,11 @@ def test_signatures_have_named_inputs_and_outputs_with_free_batch_and_time(expor
 
 def test_export_in_a_fresh_process_matches_the_keras_model(export_report, trained):
     # `export --verify` ran the export in a fresh process on CLIPS and compared it with Keras.
-    found = re.search(r"verified in a fresh process on (\d+) files: same outputs \(max \|difference\| (\S+)\)",
+    found = re.search(r"verified in a fresh process on (\d+) files: same outputs \(max \|difference\| (\S+)\); "
+                      r"every signature runs in a TF1 session as TF Serving loads it \(max \|difference\| (\S+)\)",
                       export_report[1])
     assert found, export_report[1]
-    assert int(found[1]) == len(CLIPS) and float(found[2]) <= verify.TOLERANCE
+    assert int(found[1]) == len(CLIPS) and float(found[2]) <= verify.TOLERANCE and float(found[3]) <= verify.TOLERANCE
     keras_side = verify.keras_outputs(trained, [str(c) for c in CLIPS])
     assert [k["labels"] for k in keras_side][:4] == ["three", "seven", "zero", "nine"]
 
@@ -99,6 +107,34 @@ def test_verification_catches_an_export_that_differs(exported, trained):
     finally:
         changed.set_weights(original)
     assert not result.ok and result.max_difference > verify.TOLERANCE
+
+
+class _KerasTrackedServing(export.CTCServing):
+    """The serving module as it was before exports ran in TF Serving: the Keras model
+    tracked, its variables not (see `export._ServingModule`)."""
+
+    def __init__(self, trained):
+        super().__init__(trained)
+        self.served_variables = []
+        self.keras_model = trained.model
+
+
+def test_verification_catches_an_export_that_tf_serving_cannot_run(exported, trained, tmp_path):
+    broken = tmp_path / "1"
+    shutil.copytree(exported, broken, ignore=shutil.ignore_patterns("saved_model.pb", "variables"))
+    module = _KerasTrackedServing(trained)
+    tf.saved_model.save(module, str(broken), signatures=module.signatures())
+    published = export.open_published(broken)  # TF2's loader runs it: the old tests passed
+    assert published.signatures["serving_default"](
+        audio=tf.constant(audio.load(CLIPS[0])[None]), audio_length=tf.constant([audio.load(CLIPS[0]).size])
+    )["transcript"].numpy().tolist() == [b"three"]
+    found = verify.session_outputs_differ(published, [str(CLIPS[0])])  # what `export --verify` runs
+    problems = "\n".join(found["mismatches"])
+    failing = set(re.findall(r": (\w+) fails in a TF1 session: .*Could not find variable", problems))
+    assert failing == {"serving_default", "transcribe_wav", "log_probs", "audio_log_probs"}, problems
+    assert "warmup request for 'serving_default' fails in a TF1 session" in problems
+    result = verify.Verification((str(CLIPS[0]),), 0.0, (), found["difference"], tuple(found["mismatches"]))
+    assert not result.ok and "TF Serving's session loader" in result.problems()
 
 
 def _wav_bytes(waveform: np.ndarray, rate: int) -> bytes:
@@ -162,32 +198,34 @@ def test_token_times_fall_inside_the_spoken_digits(loaded):
     assert np.all(result["token_start"][0, count:].numpy() == -1.0)
 
 
-def test_rest_bodies_decoded_the_tf_serving_way_run_on_the_signatures(exported, loaded):
+@pytest.mark.parametrize("loader", ["tf1_session", "tf2"])
+def test_rest_bodies_decoded_the_tf_serving_way_run_on_the_signatures(exported, loaded, session, loader):
+    run = session.run if loader == "tf1_session" else tf_serving_rest.tf2_runner(loaded)
     defs = serving.signature_defs(exported)
     written = json.loads((exported / "assets.extra" / "rest_request.json").read_text())
     assert written["signature_name"] == "transcribe_wav" and "b64" in written["instances"][0]["wav"]
-    rows = tf_serving_rest.predict(loaded, defs, written)["predictions"]
+    rows = tf_serving_rest.predict(run, defs, written)["predictions"]
     assert [row["transcript"] for row in rows] == ["three", "seven", "zero", "nine"]
     waveforms = [audio.load(clip) for clip in CLIPS[:2]]
     row_body = serving.rest_request("serving_default", audio=waveforms)
-    assert [r["transcript"] for r in tf_serving_rest.predict(loaded, defs, row_body)["predictions"]] == ["three", "seven"]
+    assert [r["transcript"] for r in tf_serving_rest.predict(run, defs, row_body)["predictions"]] == ["three", "seven"]
     columnar = {"signature_name": "serving_default", "inputs": {
         "audio": [row["audio"] for row in row_body["instances"]],
         "audio_length": [row["audio_length"] for row in row_body["instances"]]}}
-    assert tf_serving_rest.predict(loaded, defs, columnar)["outputs"]["transcript"] == ["three", "seven"]
+    assert tf_serving_rest.predict(run, defs, columnar)["outputs"]["transcript"] == ["three", "seven"]
     curl = serving.curl_command("digits", exported / "assets.extra" / "rest_request.json")
     assert curl.startswith("curl ") and ":8501/v1/models/digits:predict" in curl
 
 
-def test_warmup_requests_replay_on_the_signatures(exported, loaded):
+def test_warmup_requests_replay_in_a_tf1_session_as_the_server_does_at_load(exported, session):
     logs = serving.read_warmup(exported)
     assert [log.predict_log.request.model_spec.signature_name for log in logs] == ["serving_default", "transcribe_wav"]
     for log in logs:
         request = log.predict_log.request
         assert request.model_spec.name == "digits"
         inputs = {key: tf.make_ndarray(proto) for key, proto in request.inputs.items()}
-        result = loaded.signatures[request.model_spec.signature_name](**inputs)
-        assert result["transcript"].numpy()[0] == b"three"
+        result = session.run(request.model_spec.signature_name, inputs)
+        assert result["transcript"][0] == b"three"
 
 
 def test_assets_carry_vocabulary_features_card_and_the_keras_model(exported):

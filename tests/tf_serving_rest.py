@@ -1,9 +1,10 @@
-"""TF Serving's REST `:predict` API, decoded as the server does, against a loaded SavedModel.
+"""TF Serving's REST `:predict` API, decoded as the server does, against a SavedModel.
 
 No TF Serving server can be installed here, so the tests check the request bodies we
 write by decoding them with the API's documented rules (row format `instances`,
 columnar `inputs`, `{"b64": ...}` for binary strings), casting to the dtypes in the
-SignatureDef, and calling the signature. Responses follow the API too: `predictions`
+SignatureDef, and running the signature: in a TF1 session as the server does
+(`serving.SessionModel.run`) or with TF2's loader (`tf2_runner`). Responses follow the API too: `predictions`
 (one object per instance) for row requests, `outputs` for columnar ones.
 """
 
@@ -23,14 +24,23 @@ def _decode(value):
     return value
 
 
-def _tensor(value, info):
+def _array(value, info):
     dtype = tf.dtypes.as_dtype(info.dtype)
-    array = np.array(value, dtype=object if dtype == tf.string else dtype.as_numpy_dtype)
-    return tf.constant(array, dtype=dtype)
+    return np.array(value, dtype=object if dtype == tf.string else dtype.as_numpy_dtype)
 
 
-def predict(loaded, signature_defs: dict, body: dict) -> dict:
-    """What TF Serving answers to `body` for the SavedModel `loaded`."""
+def tf2_runner(loaded):
+    """`run(signature_name, inputs)` for a SavedModel loaded with `tf.saved_model.load`."""
+
+    def run(name, inputs):
+        outputs = loaded.signatures[name](**{key: tf.constant(value) for key, value in inputs.items()})
+        return {key: value.numpy() for key, value in outputs.items()}
+
+    return run
+
+
+def predict(run, signature_defs: dict, body: dict) -> dict:
+    """What TF Serving answers to `body`, each signature run by `run(name, numpy inputs)`."""
     if ("instances" in body) == ("inputs" in body):
         raise ValueError("a request has either 'instances' or 'inputs'")
     name = body.get("signature_name", "serving_default")
@@ -44,8 +54,7 @@ def predict(loaded, signature_defs: dict, body: dict) -> dict:
     else:
         given = body["inputs"]
         columns = {key: _decode(v) for key, v in (given.items() if isinstance(given, dict) else [(keys[0], given)])}
-    tensors = {key: _tensor(columns[key], signature.inputs[key]) for key in keys}
-    outputs = {key: value.numpy() for key, value in loaded.signatures[name](**tensors).items()}
+    outputs = run(name, {key: _array(columns[key], signature.inputs[key]) for key in keys})
 
     def plain(value):
         if isinstance(value, bytes):
