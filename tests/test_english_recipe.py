@@ -1,0 +1,59 @@
+"""pipelines/english.py holds speechocean762 speakers out: checked on the real manifest, no training."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from conftest import DATA
+from speechseq import corpora
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEECHOCEAN = DATA / "speechocean762" / "manifest.jsonl"
+
+
+def load_recipe():
+    spec = importlib.util.spec_from_file_location("english_recipe", ROOT / "pipelines" / "english.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def english():
+    if not SPEECHOCEAN.is_file():
+        pytest.skip(f"no speechocean762 manifest at {SPEECHOCEAN}")
+    return load_recipe()
+
+
+def test_speechocean_test_speakers_are_held_out_of_training(english):
+    groups = english.speaker_groups(SPEECHOCEAN)
+    splits = english.split_by_speaker(corpora.read_manifest(SPEECHOCEAN))
+    speakers = {name: {u.speaker for u in items} for name, items in splits.items()}
+    test = set(english.TEST_SPEAKERS)
+
+    assert len(test) == len(english.TEST_SPEAKERS) >= 15
+    assert speakers["test"] == test  # every listed speaker is in the manifest, and no one else is test
+    assert speakers["dev"] == set(english.DEV_SPEAKERS)
+    assert not test & speakers["train"] and not test & speakers["dev"]
+    assert not speakers["dev"] & speakers["train"]
+    assert not [u for u in splits["train"] if u.speaker in test]
+    assert sum(len(items) for items in splits.values()) == len(corpora.read_manifest(SPEECHOCEAN))
+    # Children and adults of both genders in the held-out test: four of each group.
+    assert {groups[s] for s in test} == {"f child", "f adult", "m child", "m adult"}
+    for group in ("f child", "f adult", "m child", "m adult"):
+        assert sum(groups[s] == group for s in test) >= 3, group
+
+
+def test_listed_speakers_follow_the_stated_rule(english):
+    assert english.speakers_by_rule(english.speaker_groups(SPEECHOCEAN)) == (
+        english.TEST_SPEAKERS, english.DEV_SPEAKERS)
+
+
+def test_kathleen_split_keeps_each_prompt_on_one_side(english, kathleen_dir):
+    splits = english.split_by_prompt(corpora.transcribed_folder(kathleen_dir, speaker="kathleen"))
+    sides = {name: {english.prompt_of(u) for u in items} for name, items in splits.items()}
+    assert not sides["test"] & sides["train"] and not sides["dev"] & sides["train"]
+    assert not sides["test"] & sides["dev"] and len(sides["test"]) >= 80
