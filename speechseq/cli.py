@@ -187,32 +187,34 @@ def cmd_transcribe(args) -> int:
     if args.beam or args.lm or args.hotword:
         beam = BeamOptions(beam_width=args.beam or 32, lm=args.lm, alpha=args.alpha, beta=args.beta,
                            hotwords=tuple(args.hotword or ()))
-    transcriber = Transcriber(args.model, TranscriberOptions(batch_size=args.batch_size, beam=beam))
+    if args.resume and not args.out:
+        raise ValueError("--resume needs --out: it skips inputs whose output file exists")
     paths = audio.find_audio(*args.inputs)
     if not paths:
         raise ValueError(f"no audio files in {' '.join(args.inputs)}")
+    outputs = _outputs(paths, args.out, f".{args.format}")
+    pictures = _pictures(paths, args.plot)
     if args.resume:
-        if not args.out:
-            raise ValueError("--resume needs --out: it skips inputs whose output file exists")
-        done = {p for p in paths if (args.out / f"{p.stem}.{args.format}").exists()}
-        paths = [p for p in paths if p not in done]
-        print(f"speechseq transcribe: resuming: {len(done)} files done already, {len(paths)} to go", file=sys.stderr)
+        todo = [i for i, target in enumerate(outputs) if not target.exists()]
+        print(f"speechseq transcribe: resuming: {len(paths) - len(todo)} files done already, {len(todo)} to go",
+              file=sys.stderr)
+        paths, outputs, pictures = ([items[i] for i in todo] for items in (paths, outputs, pictures))
+    transcriber = Transcriber(args.model, TranscriberOptions(batch_size=args.batch_size, beam=beam))
     failures = 0
     progress = tqdm(total=len(paths), unit="file", disable=None if len(paths) > 1 else True, file=sys.stderr)
-    for path, result in zip(paths, transcriber.transcribe_files(paths)):
+    for path, output, picture, result in zip(paths, outputs, pictures, transcriber.transcribe_files(paths)):
         progress.update()
         if isinstance(result, audio.AudioError):
             failures += 1
             progress.write(f"speechseq transcribe: error: {result}", file=sys.stderr)
             continue
         text = writers.render(result, args.format)
-        if args.plot:
+        if picture:
             from speechseq import plots
 
-            target = args.plot if len(paths) == 1 else args.plot.with_name(f"{path.stem}-{args.plot.name}")
-            plots.transcription(path, result, transcriber.features, target)
-        if args.out:
-            write_text(args.out / f"{path.stem}.{args.format}", text)
+            plots.transcription(path, result, transcriber.features, picture)
+        if output:
+            write_text(output, text)
         elif args.format == "txt":
             print(f"{path}: {result.text}" if len(paths) > 1 else result.text)
             if args.words:
@@ -223,6 +225,21 @@ def cmd_transcribe(args) -> int:
     if failures:
         print(f"speechseq transcribe: {failures} of {len(paths)} files failed", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _outputs(paths: list[Path], out: Path | None, suffix: str) -> list[Path | None]:
+    """Each input's output file under `out` (None each without `--out`): folders mirrored
+    so that two same-named inputs never share one (`files.output_paths`)."""
+    from speechseq.files import output_paths
+
+    return output_paths(paths, out, suffix) if out else [None] * len(paths)
+
+
+def _pictures(paths: list[Path], plot: Path | None) -> list[Path | None]:
+    """`--plot` itself for one input; for several, `NAME-PLOT` beside it for each."""
+    if plot is None or len(paths) == 1:
+        return [plot] * len(paths)
+    return _outputs(paths, plot.parent, f"-{plot.name}")
 
 
 def cmd_evaluate(args) -> int:
@@ -241,31 +258,32 @@ def cmd_tag(args) -> int:
     from speechseq.files import write_text
     from speechseq.tag import Tagger
 
+    paths = audio.find_audio(*args.inputs)
+    if not paths:
+        raise ValueError(f"no audio files in {' '.join(args.inputs)}")
+    extension = "TextGrid" if args.format == "textgrid" else args.format
+    outputs = _outputs(paths, args.out, f".{extension}")
+    pictures = _pictures(paths, args.plot)
     tagger = Tagger(args.model)
     changes = {name: value for name, value in (("median_frames", args.median), ("onset", args.onset),
                                                 ("offset", args.offset), ("min_segment", args.min_segment),
                                                 ("min_gap", args.min_gap)) if value is not None}
     tagger.smoothing = dataclasses.replace(tagger.smoothing, **changes)  # the model's own, but for these
-    paths = audio.find_audio(*args.inputs)
-    if not paths:
-        raise ValueError(f"no audio files in {' '.join(args.inputs)}")
     failures = 0
-    for path, result in zip(paths, tagger.tag_files(paths)):
+    for path, output, picture, result in zip(paths, outputs, pictures, tagger.tag_files(paths)):
         if isinstance(result, audio.AudioError):
             failures += 1
             print(f"speechseq tag: error: {result}", file=sys.stderr)
             continue
         text = segments.render(result.segments, args.format, str(path), result.duration)
-        extension = "TextGrid" if args.format == "textgrid" else args.format
-        if args.out:
-            write_text(args.out / f"{path.stem}.{extension}", text)
+        if output:
+            write_text(output, text)
         else:
             print(text, end="")
-        if args.plot:
+        if picture:
             from speechseq import plots
 
-            target = args.plot if len(paths) == 1 else args.plot.with_name(f"{path.stem}-{args.plot.name}")
-            plots.tagging(path, result, tagger.features, target)
+            plots.tagging(path, result, tagger.features, picture)
     if failures:
         print(f"speechseq tag: {failures} of {len(paths)} files failed", file=sys.stderr)
     return 1 if failures else 0

@@ -1,14 +1,16 @@
-"""Atomic file writes: a file appears whole or not at all, never half-written.
+"""Where outputs go, and atomic writes: a file appears whole or not at all.
 
 Each write goes to a temporary file in the destination's folder (same filesystem),
-is flushed to disk, then renamed over the destination in one step.
+is flushed to disk, then renamed over the destination in one step. `output_paths`
+names one output per input so that no two inputs ever share one.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -56,3 +58,28 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     """Write `text` (UTF-8) to `path` atomically."""
     with atomic_path(path) as temporary:
         temporary.write_text(text, encoding="utf-8")
+
+
+def output_paths(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, suffix: str) -> list[Path]:
+    """Each input's output under `out`: the input's folder relative to the inputs' common
+    folder, mirrored, and the input's stem + `suffix`. Inputs in one folder get flat names
+    (`out/x.txt`); `a/x.wav` and `b/x.wav` get `out/a/x.txt` and `out/b/x.txt`; `x.wav`
+    and `x.flac` in one folder keep their whole names (`x.wav.txt`, `x.flac.txt`).
+
+    Two inputs that would still share an output are refused, naming both, before any
+    work is done.
+    """
+    absolute = [Path(os.path.abspath(p)) for p in inputs]  # not resolve(): links are named as given
+    if not absolute:
+        return []
+    common = Path(os.path.commonpath([p.parent for p in absolute]))
+    stems = Counter((p.parent, p.stem) for p in set(absolute))
+    targets = [Path(out) / p.parent.relative_to(common) / ((p.stem if stems[p.parent, p.stem] == 1 else p.name) + suffix)
+               for p in absolute]
+    claimed: dict[Path, tuple[Path, Path]] = {}
+    for given, source, target in zip(inputs, absolute, targets):
+        earlier = claimed.setdefault(target, (source, Path(given)))
+        if earlier[0] != source:
+            raise ValueError(f"{earlier[1]} and {given} would both be written to {target}: "
+                             "rename one, or run them with different --out folders")
+    return targets

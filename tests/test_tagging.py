@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -204,7 +206,9 @@ def test_tag_cli_writes_each_format_and_reports_bad_files(voice_activity, tmp_pa
                          "--format", format, "--out", str(tmp_path / format)])
         assert code == 1
         assert f"{broken}: cannot decode audio" in capsys.readouterr().err
-        written = tmp_path / format / f"{good.stem}.{suffix}"
+        # The inputs are in two folders: their outputs mirror those folders under --out.
+        common = Path(os.path.commonpath([good.parent, broken.parent]))
+        written = tmp_path / format / good.parent.relative_to(common) / f"{good.stem}.{suffix}"
         if format == "json":
             assert json.loads(written.read_text())["segments"]
         else:
@@ -212,6 +216,18 @@ def test_tag_cli_writes_each_format_and_reports_bad_files(voice_activity, tmp_pa
     plot = tmp_path / "vad.png"
     assert cli.main(["tag", str(good), "--model", str(voice_activity["export"]), "--plot", str(plot)]) == 0
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
+
+
+def test_two_inputs_with_one_name_are_tagged_into_two_files(voice_activity, tmp_path):
+    clips = [u.audio for u in corpora.read_manifest(voice_activity["manifest"])[:2]]
+    for folder, clip in zip("ab", clips):
+        (tmp_path / folder).mkdir()
+        shutil.copy(clip, tmp_path / folder / "x.wav")
+    out = tmp_path / "out"
+    assert cli.main(["tag", str(tmp_path / "a"), str(tmp_path / "b" / "x.wav"), "--model",
+                     str(voice_activity["export"]), "--format", "json", "--out", str(out)]) == 0
+    written = [json.loads((out / folder / "x.json").read_text()) for folder in "ab"]
+    assert written[0]["segments"] != written[1]["segments"]  # two scenes, two results
 
 
 def test_smoothing_tuned_on_dev_ships_with_the_export_and_tag_uses_it(voice_activity, tmp_path, capsys):

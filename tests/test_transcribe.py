@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import io
 import json
 from pathlib import Path
@@ -136,8 +139,11 @@ def test_cli_reports_bad_files_and_transcribes_the_rest(tmp_path, capsys):
     assert code == 1
     errors = capsys.readouterr().err
     assert f"{corrupt}: cannot decode audio" in errors and f"{empty}: empty file" in errors
-    assert sorted(p.name for p in out.iterdir()) == ["2_george_3.json", "8_jackson_4.json"]
-    result = json.loads((out / "2_george_3.json").read_text())
+    # The inputs are in two folders: their outputs mirror those folders under --out.
+    mirrored = out / good[0].parent.relative_to(os.path.commonpath([good[0].parent, tmp_path]))
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
+        str((mirrored / name).relative_to(out)) for name in ("2_george_3.json", "8_jackson_4.json")]
+    result = json.loads((mirrored / "2_george_3.json").read_text())
     assert result["text"] == "two" and result["file"] == str(good[0]) and result["model"] == "digits"
     assert set(result["words"][0]) == {"text", "start", "end", "confidence"}
     assert 0 < result["duration"] < 1.5
@@ -202,6 +208,35 @@ def test_resume_skips_files_already_written(tmp_path, capsys):
     assert (out / "1_george_3.txt").read_text() == "kept as it was\n"
     assert (out / "2_george_3.txt").read_text() == "two\n" and (out / "3_george_3.txt").read_text() == "three\n"
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "a temporary file was left behind"
+
+
+def test_two_inputs_with_one_name_keep_both_results_and_resume_by_the_same_names(tmp_path, capsys):
+    for folder, digit in (("a", 3), ("b", 7)):
+        (tmp_path / folder).mkdir()
+        shutil.copy(fsdd_clip(digit, "george", 3), tmp_path / folder / "x.wav")
+    out = tmp_path / "out"
+    inputs = [str(tmp_path / "a" / "x.wav"), str(tmp_path / "b" / "x.wav")]
+    assert cli.main(["transcribe", *inputs, "--model", str(SHIPPED), "--out", str(out)]) == 0
+    assert (out / "a" / "x.txt").read_text() == "three\n" and (out / "b" / "x.txt").read_text() == "seven\n"
+    capsys.readouterr()
+    assert cli.main(["transcribe", *inputs, "--model", str(SHIPPED), "--out", str(out), "--resume"]) == 0
+    assert "2 files done already, 0 to go" in capsys.readouterr().err
+    # x.wav and x.flac in one folder keep their whole names.
+    shutil.copy(fsdd_clip(1, "george", 3), tmp_path / "a" / "x.flac")
+    assert cli.main(["transcribe", str(tmp_path / "a"), "--model", str(SHIPPED), "--out", str(tmp_path / "out2")]) == 0
+    assert sorted(p.name for p in (tmp_path / "out2").iterdir()) == ["x.flac.txt", "x.wav.txt"]
+    assert (tmp_path / "out2" / "x.flac.txt").read_text() == "one\n"
+
+
+def test_output_names_that_would_still_clash_are_refused_before_any_work(tmp_path):
+    from speechseq.files import output_paths
+
+    # x.flac and x.wav keep their whole names (x.flac.txt, x.wav.txt); x.flac.wav's stem is x.flac.
+    inputs = [tmp_path / "x.flac.wav", tmp_path / "x.flac", tmp_path / "x.wav"]
+    with pytest.raises(ValueError, match=f"{inputs[0]} and {inputs[1]} would both be written to .*x.flac.txt"):
+        output_paths(inputs, tmp_path / "out", ".txt")
+    assert output_paths(inputs[1:], tmp_path / "out", ".txt") == [tmp_path / "out" / "x.flac.txt",
+                                                                  tmp_path / "out" / "x.wav.txt"]
 
 
 def test_threads_sharing_one_transcriber_get_the_serial_results(transcriber, test_takes):
