@@ -14,13 +14,15 @@ import numpy as np
 import soundfile
 import soxr
 
+from speechseq.errors import SpeechseqError
+
 SAMPLE_RATE = 16_000  # Hz: the rate every model in speechseq works at by default
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")  # what `find_audio` picks up
 MIN_SAMPLE_RATE = 4_000  # Hz: below this a header is broken (no speech band survives)
 MAX_SAMPLE_RATE = 768_000  # Hz: the fastest real converters; above it a header is broken
 
 
-class AudioError(ValueError):
+class AudioError(SpeechseqError):
     """A file that cannot be used as audio, with the reason why."""
 
     def __init__(self, path: str | os.PathLike, reason: str):

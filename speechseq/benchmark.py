@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from speechseq.errors import SpeechseqError
+
 # The scripts live in the source checkout beside the package, not inside it: an installed
 # wheel has no benchmarks/ (they need the shared corpora and the shipped models anyway).
 FOLDER = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -64,7 +66,7 @@ def run(names: list[str], quick: bool, results: Path | None = None) -> list[str]
     results = Path(results or FOLDER / (QUICK_RESULTS if quick else FULL_RESULTS)).resolve()
     if quick:
         if results == (FOLDER / FULL_RESULTS).resolve():
-            raise ValueError(f"quick figures do not go into {results}: name another --results file")
+            raise SpeechseqError(f"quick figures do not go into {results}: name another --results file")
         # A quick run starts its file afresh, so it always shows one run on one machine.
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         results.parent.mkdir(parents=True, exist_ok=True)

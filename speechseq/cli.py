@@ -11,6 +11,7 @@ from pathlib import Path
 
 from speechseq import audio, corpora
 from speechseq.benchmark import NAMES as BENCHMARKS
+from speechseq.errors import SpeechseqError
 from speechseq.text import Vocabulary
 
 
@@ -101,7 +102,7 @@ def cmd_export(args) -> int:
     from speechseq import export, serving, verify
 
     trained = export.load_trained(args.model)
-    card = json.loads(Path(args.card).read_text()) if args.card else None
+    card = _card(args.card) if args.card else None
     checked: dict = {}
 
     def finish(staging: Path) -> None:
@@ -121,7 +122,7 @@ def cmd_export(args) -> int:
             checked["signatures"] = serving.describe(staging)
         if args.tune_smoothing:
             if trained.task != "frames":
-                raise ValueError("--tune-smoothing is for frame tagging models; this one transcribes")
+                raise SpeechseqError("--tune-smoothing is for frame tagging models; this one transcribes")
             from speechseq import tuning
 
             checked["tuned"] = tuning.tune(staging, corpora.read_manifest(args.tune_smoothing))
@@ -149,13 +150,23 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _card(path: Path) -> dict:
+    try:
+        card = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise SpeechseqError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(card, dict):
+        raise SpeechseqError(f"{path}: a model card is a JSON object")
+    return card
+
+
 def _sample_files(trained) -> list[str]:
     """A few files of the run's dev (else train) manifest, to verify and warm up with."""
     for split in ("dev", "train"):
         manifest = trained.settings["data"].get(split)
         if manifest and Path(manifest).exists():
             return [str(u.audio) for u in corpora.read_manifest(manifest)[:4]]
-    raise ValueError("no manifest of the run can be read: name audio files with --samples")
+    raise SpeechseqError("no manifest of the run can be read: name audio files with --samples")
 
 
 def _warmup_examples(trained, files: list[str], wavs: list[str]) -> dict:
@@ -188,10 +199,10 @@ def cmd_transcribe(args) -> int:
         beam = BeamOptions(beam_width=args.beam or 32, lm=args.lm, alpha=args.alpha, beta=args.beta,
                            hotwords=tuple(args.hotword or ()))
     if args.resume and not args.out:
-        raise ValueError("--resume needs --out: it skips inputs whose output file exists")
+        raise SpeechseqError("--resume needs --out: it skips inputs whose output file exists")
     paths = audio.find_audio(*args.inputs)
     if not paths:
-        raise ValueError(f"no audio files in {' '.join(args.inputs)}")
+        raise SpeechseqError(f"no audio files in {' '.join(args.inputs)}")
     outputs = _outputs(paths, args.out, f".{args.format}")
     pictures = _pictures(paths, args.plot)
     if args.resume:
@@ -260,7 +271,7 @@ def cmd_tag(args) -> int:
 
     paths = audio.find_audio(*args.inputs)
     if not paths:
-        raise ValueError(f"no audio files in {' '.join(args.inputs)}")
+        raise SpeechseqError(f"no audio files in {' '.join(args.inputs)}")
     extension = "TextGrid" if args.format == "textgrid" else args.format
     outputs = _outputs(paths, args.out, f".{extension}")
     pictures = _pictures(paths, args.plot)
@@ -335,6 +346,10 @@ def _inputs_model_and_output(command: argparse.ArgumentParser, formats: list[str
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="speechseq", description=__doc__)
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error in your input too, not only its one-line message")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="let TensorFlow print its start-up lines (CUDA probing, CPU features)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     manifest = commands.add_parser("manifest", help="write a JSON Lines manifest for a corpus")
@@ -452,10 +467,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that never load TensorFlow: they need no quiet start.
+WITHOUT_TENSORFLOW = {"manifest"}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command not in WITHOUT_TENSORFLOW and not args.verbose:
+        from speechseq.startup import start_tensorflow_quietly
+
+        start_tensorflow_quietly()
     try:
         return args.run(args)
-    except (corpora.CorpusError, audio.AudioError, ValueError, OSError) as error:
+    # What is wrong with the user's input or paths, in one line; anything else is a bug in
+    # speechseq and keeps its traceback.
+    except (SpeechseqError, OSError) as error:
+        if args.debug:
+            raise
         print(f"speechseq {args.command}: error: {error}", file=sys.stderr)
         return 2

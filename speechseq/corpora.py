@@ -25,13 +25,14 @@ import numpy as np
 import soundfile
 
 from speechseq import audio
+from speechseq.errors import SpeechseqError
 from speechseq.files import atomic_path, write_text
 from speechseq.text import DIGIT_WORDS, OutOfVocabularyError, Vocabulary
 
 DURATION_TOLERANCE = 0.1  # seconds a manifest's duration may differ from the file's
 
 
-class CorpusError(ValueError):
+class CorpusError(SpeechseqError):
     """A manifest or corpus layout that cannot be read, with where and why."""
 
 

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from speechseq import audio
 from speechseq.corpora import CorpusError, Utterance
+from speechseq.errors import SpeechseqError
 from speechseq.features import FeatureConfig, feature_layer
 from speechseq.text import OutOfVocabularyError, TagSet, Vocabulary
 
@@ -76,7 +77,7 @@ class AddNoise:
 
     def __post_init__(self):
         if not self.snrs or not 0 <= self.probability <= 1:
-            raise ValueError(f"noise needs at least one SNR and a probability in [0, 1], got {self.snrs}, "
+            raise SpeechseqError(f"noise needs at least one SNR and a probability in [0, 1], got {self.snrs}, "
                              f"{self.probability}")
 
     def __call__(self, waveforms, lengths):

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from speechseq.errors import SpeechseqError
 from speechseq.text import BLANK_ID, Vocabulary
 
 
@@ -123,7 +124,7 @@ class BeamSearch:
             try:
                 import kenlm  # noqa: F401 - pyctcdecode needs it for any language model
             except ImportError:
-                raise ValueError("--lm needs the kenlm package: pip install -e '.[lm]'") from None
+                raise SpeechseqError("--lm needs the kenlm package: pip install -e '.[lm]'") from None
         self.options = options
         self._decoder = pyctcdecode.build_ctcdecoder(
             labels, kenlm_model_path=options.lm, alpha=options.alpha, beta=options.beta

@@ -32,12 +32,13 @@ import keras
 import tensorflow as tf
 
 from speechseq import decoding, models
+from speechseq.errors import SpeechseqError
 from speechseq.features import FeatureConfig, feature_layer
 from speechseq.files import current_umask
 from speechseq.text import BLANK_ID, TagSet, Vocabulary
 
 
-class ExportError(ValueError):
+class ExportError(SpeechseqError):
     """An export that cannot be made, with the reason."""
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from speechseq.audio import SAMPLE_RATE
+from speechseq.errors import SpeechseqError
 from speechseq.files import write_text
 
 
@@ -39,19 +40,19 @@ class FeatureConfig:
 
     def __post_init__(self):
         if self.sample_rate <= 0 or self.n_mels < 1 or self.n_fft < 1:
-            raise ValueError("sample_rate, n_mels and n_fft must be positive")
+            raise SpeechseqError("sample_rate, n_mels and n_fft must be positive")
         if not all(0 < value < math.inf for value in (self.window_ms, self.hop_ms, self.log_floor)):
-            raise ValueError("window_ms, hop_ms and log_floor must be positive numbers")
+            raise SpeechseqError("window_ms, hop_ms and log_floor must be positive numbers")
         if not 0 <= self.fmin < (self.fmax or self.sample_rate / 2) <= self.sample_rate / 2:
-            raise ValueError(f"need 0 <= fmin < fmax <= sample_rate / 2, got {self.fmin}, {self.fmax}")
+            raise SpeechseqError(f"need 0 <= fmin < fmax <= sample_rate / 2, got {self.fmin}, {self.fmax}")
         if self.win_length > self.n_fft:
-            raise ValueError(
+            raise SpeechseqError(
                 f"window of {self.win_length} samples is longer than n_fft={self.n_fft}"
             )
         if self.hop_length <= 0:
-            raise ValueError(f"hop_ms={self.hop_ms} gives a hop of 0 samples")
+            raise SpeechseqError(f"hop_ms={self.hop_ms} gives a hop of 0 samples")
         if self.n_mfcc is not None and not 0 < self.n_mfcc <= self.n_mels:
-            raise ValueError(f"n_mfcc must be in 1..n_mels={self.n_mels}, got {self.n_mfcc}")
+            raise SpeechseqError(f"n_mfcc must be in 1..n_mels={self.n_mels}, got {self.n_mfcc}")
 
     @property
     def win_length(self) -> int:
@@ -86,7 +87,7 @@ class FeatureConfig:
     def from_dict(cls, values: dict[str, Any]) -> FeatureConfig:
         unknown = set(values) - {field.name for field in dataclasses.fields(cls)}
         if unknown:
-            raise ValueError(f"unknown feature settings: {', '.join(sorted(unknown))}")
+            raise SpeechseqError(f"unknown feature settings: {', '.join(sorted(unknown))}")
         return cls(**values)
 
     def save(self, path) -> None:
@@ -183,7 +184,7 @@ class MFCC(LogMel):
     def __init__(self, config: FeatureConfig | dict | None = None, **kwargs):
         super().__init__(config, **kwargs)
         if self.config.n_mfcc is None:
-            raise ValueError("MFCC needs FeatureConfig.n_mfcc to be set")
+            raise SpeechseqError("MFCC needs FeatureConfig.n_mfcc to be set")
 
     def _finish(self, log_mel):
         return tf.signal.dct(log_mel, type=2, norm="ortho")[..., : self.config.n_mfcc]

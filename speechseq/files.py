@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+
+from speechseq.errors import SpeechseqError
 
 
 @contextmanager
@@ -80,6 +82,6 @@ def output_paths(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, su
     for given, source, target in zip(inputs, absolute, targets):
         earlier = claimed.setdefault(target, (source, Path(given)))
         if earlier[0] != source:
-            raise ValueError(f"{earlier[1]} and {given} would both be written to {target}: "
+            raise SpeechseqError(f"{earlier[1]} and {given} would both be written to {target}: "
                              "rename one, or run them with different --out folders")
     return targets

@@ -25,6 +25,7 @@ from pathlib import Path
 import keras
 
 from speechseq import corpora, data, evaluate, export, models, runfile, train
+from speechseq.errors import SpeechseqError
 from speechseq.files import write_text
 from speechseq.text import BLANK_ID, Vocabulary
 
@@ -160,12 +161,12 @@ def freeze(model: keras.Model, specification: str) -> list[str]:
         elif part.startswith("encoder:"):
             depth = int(part.split(":", 1)[1])
             if not 0 < depth <= len(encoder):
-                raise ValueError(f"freeze {part!r}: the model has {len(encoder)} encoder layers")
+                raise SpeechseqError(f"freeze {part!r}: the model has {len(encoder)} encoder layers")
             chosen += sorted(encoder, key=lambda n: int(n[8:]))[:depth]
         elif part in names:
             chosen.append(part)
         else:
-            raise ValueError(f"freeze {part!r}: no such layer; layers: {', '.join(n for n in names if n)}")
+            raise SpeechseqError(f"freeze {part!r}: no such layer; layers: {', '.join(n for n in names if n)}")
     for name in chosen:
         model.get_layer(name).trainable = False
     return chosen

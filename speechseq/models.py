@@ -19,6 +19,8 @@ from typing import Any
 import keras
 from keras import layers, ops
 
+from speechseq.errors import SpeechseqError
+
 CELLS = ("lstm", "gru")
 SUBSAMPLINGS = (1, 2, 4)
 
@@ -44,17 +46,17 @@ class EncoderConfig:
 
     def __post_init__(self):
         if self.cell not in CELLS:
-            raise ValueError(f"cell must be one of {CELLS}, got {self.cell!r}")
+            raise SpeechseqError(f"cell must be one of {CELLS}, got {self.cell!r}")
         if self.subsampling not in SUBSAMPLINGS:
-            raise ValueError(f"subsampling must be one of {SUBSAMPLINGS}, got {self.subsampling}")
+            raise SpeechseqError(f"subsampling must be one of {SUBSAMPLINGS}, got {self.subsampling}")
         if self.layers < 1 or self.units < 1:
-            raise ValueError("an encoder needs at least one layer of at least one unit")
+            raise SpeechseqError("an encoder needs at least one layer of at least one unit")
         if self.conv_kernel % 2 == 0:
-            raise ValueError(f"conv_kernel must be odd, got {self.conv_kernel}")
+            raise SpeechseqError(f"conv_kernel must be odd, got {self.conv_kernel}")
         if not (0 <= self.dropout < 1 and 0 <= self.recurrent_dropout < 1):
-            raise ValueError(f"dropout and recurrent_dropout must be in [0, 1), got {self.dropout}, {self.recurrent_dropout}")
+            raise SpeechseqError(f"dropout and recurrent_dropout must be in [0, 1), got {self.dropout}, {self.recurrent_dropout}")
         if self.conv_channels < 1 or self.conv_kernel < 1:
-            raise ValueError("conv_channels and conv_kernel must be positive")
+            raise SpeechseqError("conv_channels and conv_kernel must be positive")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -63,7 +65,7 @@ class EncoderConfig:
     def from_dict(cls, values: dict[str, Any]) -> EncoderConfig:
         unknown = set(values) - {field.name for field in dataclasses.fields(cls)}
         if unknown:
-            raise ValueError(f"unknown encoder settings: {', '.join(sorted(unknown))}")
+            raise SpeechseqError(f"unknown encoder settings: {', '.join(sorted(unknown))}")
         return cls(**values)
 
 
@@ -256,7 +258,7 @@ def frame_model(feature_dim: int, tag_count: int, config: EncoderConfig, dtype="
     return keras.Model([features, feature_lengths], probs, name="frames")
 
 
-class ModelFileError(ValueError):
+class ModelFileError(SpeechseqError):
     """A `.keras` file that cannot be loaded, with the reason."""
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from speechseq import audio
+from speechseq.errors import SpeechseqError
 from speechseq.files import atomic_path
 
 if TYPE_CHECKING:  # `features` imports TensorFlow: the charts below need none of it
@@ -107,7 +108,7 @@ def _read_log(path: Path) -> dict[str, np.ndarray]:
             if "epoch" in values:
                 by_epoch[int(values["epoch"])] = values
     if not by_epoch:
-        raise ValueError(f"no complete epoch in {path}")
+        raise SpeechseqError(f"no complete epoch in {path}")
     rows = [by_epoch[epoch] for epoch in sorted(by_epoch)]
     return {key: np.array([row.get(key, np.nan) for row in rows]) for key in rows[-1]}
 

@@ -20,6 +20,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from speechseq.errors import SpeechseqError
 from speechseq.features import FeatureConfig
 from speechseq.models import EncoderConfig
 from speechseq.train import DataConfig, Run, TrainConfig
@@ -28,7 +29,7 @@ SECTIONS = {"data": DataConfig, "features": FeatureConfig, "model": EncoderConfi
 PATH_KEYS = ("train", "dev", "vocabulary")  # [data] keys holding paths
 
 
-class RunFileError(ValueError):
+class RunFileError(SpeechseqError):
     """A run file or override that does not fit the settings."""
 
 

@@ -24,6 +24,7 @@ import soundfile
 
 from speechseq import audio
 from speechseq.corpora import Segment, Utterance, fsdd_clips, write_manifest
+from speechseq.errors import SpeechseqError
 from speechseq.files import atomic_path
 
 SPEECH = "speech"
@@ -56,7 +57,7 @@ def fsdd_speakers(fsdd_root: str | os.PathLike, speakers: Sequence[str], takes: 
             by_speaker[clip.speaker].append(clip.path)
     for speaker, paths in by_speaker.items():
         if not paths:
-            raise ValueError(f"no FSDD clips of speaker {speaker!r} in {fsdd_root}")
+            raise SpeechseqError(f"no FSDD clips of speaker {speaker!r} in {fsdd_root}")
     return by_speaker
 
 

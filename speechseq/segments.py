@@ -26,6 +26,7 @@ import numpy as np
 from scipy.ndimage import median_filter
 
 from speechseq.corpora import Segment
+from speechseq.errors import SpeechseqError
 
 FORMATS = ("json", "csv", "rttm", "textgrid")
 SMOOTHING_FILE = "smoothing.json"  # an export's own smoothing, in its assets/ (`speechseq.tuning`)
@@ -53,15 +54,15 @@ class SmoothingOptions:
 
     def __post_init__(self):
         if self.median_frames < 1 or not 0 <= self.offset <= self.onset <= 1:
-            raise ValueError(f"smoothing needs median_frames >= 1 and 0 <= offset <= onset <= 1, got {self}")
+            raise SpeechseqError(f"smoothing needs median_frames >= 1 and 0 <= offset <= onset <= 1, got {self}")
         if self.min_segment < 0 or self.min_gap < 0:
-            raise ValueError(f"smoothing durations must be >= 0, got {self}")
+            raise SpeechseqError(f"smoothing durations must be >= 0, got {self}")
 
     @classmethod
     def from_dict(cls, values: dict) -> SmoothingOptions:
         unknown = set(values) - {field.name for field in dataclasses.fields(cls)}
         if unknown:
-            raise ValueError(f"unknown smoothing settings: {', '.join(sorted(unknown))}")
+            raise SpeechseqError(f"unknown smoothing settings: {', '.join(sorted(unknown))}")
         return cls(**values)
 
 
@@ -73,7 +74,7 @@ def shipped_smoothing(assets: str | os.PathLike) -> SmoothingOptions:
     try:
         return SmoothingOptions.from_dict(json.loads(path.read_text())["options"])
     except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"{path}: not a smoothing file ({error})") from None
+        raise SpeechseqError(f"{path}: not a smoothing file ({error})") from None
 
 
 def frames_to_runs(ids: Sequence[int]) -> list[tuple[int, int, int]]:
@@ -160,7 +161,7 @@ def tagged_segments(ids: np.ndarray, probabilities: np.ndarray, labels: Sequence
 # ---- reading -----------------------------------------------------------------------------
 
 
-class SegmentFileError(ValueError):
+class SegmentFileError(SpeechseqError):
     """A segment file that cannot be read, with the place and the reason."""
 
 
@@ -287,7 +288,7 @@ def render(segments: Sequence[TaggedSegment], format: str, file: str, duration: 
             f"SPEAKER {name} 1 {s.start:.3f} {s.end - s.start:.3f} <NA> <NA> {s.label} <NA> <NA>\n" for s in segments)
     if format == "textgrid":
         return _textgrid(segments, duration)
-    raise ValueError(f"unknown format {format!r}: choose one of {', '.join(FORMATS)}")
+    raise SpeechseqError(f"unknown format {format!r}: choose one of {', '.join(FORMATS)}")
 
 
 def _textgrid(segments: Sequence[TaggedSegment], duration: float) -> str:

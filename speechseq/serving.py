@@ -20,6 +20,8 @@ import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 
+from speechseq.errors import SpeechseqError
+
 WARMUP_FILE = "tf_serving_warmup_requests"  # in assets.extra: TF Serving replays it at load
 REST_PORT = 8501  # TF Serving's default REST port
 
@@ -31,7 +33,7 @@ def signature_defs(version_dir: str | os.PathLike) -> dict:
     for meta_graph in saved_model.meta_graphs:
         if "serve" in meta_graph.meta_info_def.tags:
             return dict(meta_graph.signature_def)
-    raise ValueError(f"{version_dir}: no MetaGraph tagged 'serve'")
+    raise SpeechseqError(f"{version_dir}: no MetaGraph tagged 'serve'")
 
 
 class SessionModel:
@@ -56,7 +58,7 @@ class SessionModel:
         """`Session.run` of one signature: its outputs by key, as numpy arrays."""
         signature = self.signature_defs[signature_name]
         if set(inputs) != set(signature.inputs):
-            raise ValueError(f"signature {signature_name!r} takes {sorted(signature.inputs)}, got {sorted(inputs)}")
+            raise SpeechseqError(f"signature {signature_name!r} takes {sorted(signature.inputs)}, got {sorted(inputs)}")
         feeds = {signature.inputs[key].name: value for key, value in inputs.items()}
         fetches = {key: info.name for key, info in signature.outputs.items()}
         return self._session.run(fetches, feeds)

@@ -15,6 +15,8 @@ import threading
 import espeakng_loader
 import numpy as np
 
+from speechseq.errors import SpeechseqError
+
 AUDIO_OUTPUT_RETRIEVAL = 1  # espeak_AUDIO_OUTPUT: hand samples to our callback
 POS_CHARACTER = 1  # espeak_POSITION_TYPE
 CHARS_UTF8 = 1  # espeakCHARS_UTF8
@@ -103,7 +105,7 @@ class Synthesizer:
         with self._lock:
             self._library.espeak_SetSynthCallback(self._callback)
             if self._library.espeak_SetVoiceByName(name.encode()) != EE_OK:
-                raise ValueError(f"eSpeak NG has no voice {name!r}")
+                raise SpeechseqError(f"eSpeak NG has no voice {name!r}")
             for parameter, value in [(RATE, voice.rate), (PITCH, voice.pitch), (RANGE, voice.pitch_range)]:
                 self._library.espeak_SetParameter(parameter, value, 0)
             self._chunks = []

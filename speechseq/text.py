@@ -13,6 +13,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 
+from speechseq.errors import SpeechseqError
 from speechseq.files import write_text
 
 BLANK_ID = 0  # CTC blank: fixed for every vocabulary, recorded in saved JSON
@@ -25,7 +26,7 @@ _EQUIVALENTS = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": 
 _SPACES = re.compile(r"\s+")
 
 
-class OutOfVocabularyError(ValueError):
+class OutOfVocabularyError(SpeechseqError):
     """Characters a vocabulary cannot encode, listed rather than silently dropped."""
 
     def __init__(self, text: str, characters: Iterable[str]):
@@ -48,9 +49,9 @@ class Vocabulary:
         object.__setattr__(self, "symbols", tuple(self.symbols))
         bad = [s for s in self.symbols if len(s) != 1]
         if bad:
-            raise ValueError(f"vocabulary symbols must be single characters, got {bad}")
+            raise SpeechseqError(f"vocabulary symbols must be single characters, got {bad}")
         if len(set(self.symbols)) != len(self.symbols):
-            raise ValueError("vocabulary symbols repeat")
+            raise SpeechseqError("vocabulary symbols repeat")
 
     @property
     def size(self) -> int:
@@ -118,9 +119,9 @@ class Vocabulary:
     @classmethod
     def from_dict(cls, values: dict) -> Vocabulary:
         if values.get("kind") != "characters":
-            raise ValueError(f"not a character vocabulary (kind={values.get('kind')!r})")
+            raise SpeechseqError(f"not a character vocabulary (kind={values.get('kind')!r})")
         if values.get("blank_id") != BLANK_ID:
-            raise ValueError(
+            raise SpeechseqError(
                 f"vocabulary puts the CTC blank at {values.get('blank_id')}, speechseq at {BLANK_ID}"
             )
         return cls(
@@ -148,9 +149,9 @@ class TagSet:
     def __post_init__(self):
         object.__setattr__(self, "labels", tuple(self.labels))
         if len(set(self.labels)) != len(self.labels):
-            raise ValueError("tag labels repeat")
+            raise SpeechseqError("tag labels repeat")
         if self.background not in self.labels:
-            raise ValueError(f"background label {self.background!r} is not among the labels")
+            raise SpeechseqError(f"background label {self.background!r} is not among the labels")
 
     @classmethod
     def with_background(cls, labels: Sequence[str], background: str = "silence") -> TagSet:
@@ -181,7 +182,7 @@ class TagSet:
     @classmethod
     def from_dict(cls, values: dict) -> TagSet:
         if values.get("kind") != "tags":
-            raise ValueError(f"not a tag set (kind={values.get('kind')!r})")
+            raise SpeechseqError(f"not a tag set (kind={values.get('kind')!r})")
         return cls(labels=tuple(values["labels"]), background=values["background"])
 
     def save(self, path) -> None:

@@ -35,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from speechseq import corpora, data, evaluate, losses, metrics, models
+from speechseq.errors import SpeechseqError
 from speechseq.features import FeatureConfig
 from speechseq.files import atomic_path, write_text
 from speechseq.text import TagSet, Vocabulary
@@ -93,34 +94,34 @@ class TrainConfig:
         try:
             snrs = tuple(float(part) for part in self.noise_snrs.split(","))
         except ValueError:
-            raise ValueError(f"noise_snrs must be comma-separated numbers (dB), got {self.noise_snrs!r}") from None
+            raise SpeechseqError(f"noise_snrs must be comma-separated numbers (dB), got {self.noise_snrs!r}") from None
         if not all(math.isfinite(snr) for snr in snrs):
-            raise ValueError(f"noise_snrs must be finite, got {self.noise_snrs!r}")
+            raise SpeechseqError(f"noise_snrs must be finite, got {self.noise_snrs!r}")
         return data.AddNoise(snrs, self.noise_probability)
 
     def __post_init__(self):
         if not 0 <= self.noise_probability <= 1:
-            raise ValueError(f"noise_probability must be a probability in [0, 1], got {self.noise_probability}")
+            raise SpeechseqError(f"noise_probability must be a probability in [0, 1], got {self.noise_probability}")
         if self.noise() and self.feature_cache:  # (noise() also checks noise_snrs)
-            raise ValueError("noise_snrs draws new noise every epoch, feature_cache would keep the first draw: "
+            raise SpeechseqError("noise_snrs draws new noise every epoch, feature_cache would keep the first draw: "
                              "set one of them, not both")
         if self.task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+            raise SpeechseqError(f"task must be one of {TASKS}, got {self.task!r}")
         if self.optimizer not in ("adam", "adamw"):
-            raise ValueError(f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
+            raise SpeechseqError(f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
         if self.distribution not in ("auto", "one", "mirrored", "multiworker"):
-            raise ValueError(f"distribution must be auto, one, mirrored or multiworker, got {self.distribution!r}")
+            raise SpeechseqError(f"distribution must be auto, one, mirrored or multiworker, got {self.distribution!r}")
         if self.schedule not in ("cosine", "constant"):
-            raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+            raise SpeechseqError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
         if min(self.batch_size, self.epochs, self.buckets) < 1:
-            raise ValueError("batch_size, epochs and buckets must be at least 1")
+            raise SpeechseqError("batch_size, epochs and buckets must be at least 1")
         if min(self.steps_per_epoch, self.warmup_steps, self.early_stopping, self.max_batch_frames) < 0:
-            raise ValueError("steps_per_epoch, warmup_steps, early_stopping and max_batch_frames must not be negative")
+            raise SpeechseqError("steps_per_epoch, warmup_steps, early_stopping and max_batch_frames must not be negative")
         if not 0 < self.learning_rate < math.inf or not 0 < self.final_lr_fraction <= 1:
-            raise ValueError(f"need a positive learning_rate and 0 < final_lr_fraction <= 1, got "
+            raise SpeechseqError(f"need a positive learning_rate and 0 < final_lr_fraction <= 1, got "
                              f"{self.learning_rate}, {self.final_lr_fraction}")
         if not (0 <= self.clipnorm < math.inf and 0 <= self.weight_decay < math.inf):
-            raise ValueError(f"clipnorm and weight_decay must be finite and not negative, got "
+            raise SpeechseqError(f"clipnorm and weight_decay must be finite and not negative, got "
                              f"{self.clipnorm}, {self.weight_decay}")
 
 
@@ -296,7 +297,7 @@ def _check_run_directory(run: Run) -> None:
             if previous.get(section, {}).get(key, defaults[section][key]) != value
         )
         if changed:
-            raise ValueError(
+            raise SpeechseqError(
                 f"{run.directory} holds a run with other settings ({', '.join(changed)}); "
                 "re-run with the same settings to resume, or choose a new --out"
             )

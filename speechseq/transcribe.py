@@ -21,6 +21,7 @@ import numpy as np
 
 from speechseq import audio, decoding
 from speechseq.decoding import BeamOptions, Word
+from speechseq.errors import SpeechseqError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +35,7 @@ class TranscriberOptions:
 
     def __post_init__(self):
         if not 0 <= 2 * self.overlap_seconds < self.window_seconds:
-            raise ValueError("overlap_seconds must be under half of window_seconds")
+            raise SpeechseqError("overlap_seconds must be under half of window_seconds")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,7 +122,7 @@ class Transcriber:
             for index, waveform in enumerate(waveforms):
                 waveform = np.asarray(waveform, np.float32)
                 if waveform.ndim != 1:
-                    raise ValueError(f"expected a mono waveform, got shape {waveform.shape}")
+                    raise SpeechseqError(f"expected a mono waveform, got shape {waveform.shape}")
                 waveform = audio.resample(waveform, sample_rate or self.sample_rate, self.sample_rate)
                 pieces = audio.windows(waveform, self.sample_rate, self.options.window_seconds,
                                        self.options.overlap_seconds)

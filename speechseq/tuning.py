@@ -23,6 +23,7 @@ import numpy as np
 
 from speechseq import evaluate, metrics, segments
 from speechseq.corpora import Utterance
+from speechseq.errors import SpeechseqError
 from speechseq.files import write_text
 from speechseq.segments import SMOOTHING_FILE, SmoothingOptions
 
@@ -60,7 +61,7 @@ def tune(model, utterances: Sequence[Utterance], collar: float = 0.1) -> Tuned:
     from speechseq.tag import Tagger
 
     if not utterances or not any(u.segments for u in utterances):
-        raise ValueError("tuning the smoothing needs dev utterances with reference segments")
+        raise SpeechseqError("tuning the smoothing needs dev utterances with reference segments")
     tagger = Tagger(model)
     tags = tagger.tags
     runs = []

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from speechseq.errors import SpeechseqError
+
 
 @dataclasses.dataclass(frozen=True)
 class Verification:
@@ -88,7 +90,7 @@ def signature_inputs(signature_def, waveform: np.ndarray, sample_rate: int, fron
     if keys == {"features", "feature_lengths"}:
         features, lengths = frontend(waveform[np.newaxis], np.array([waveform.size], np.int32))
         return {"features": np.asarray(features), "feature_lengths": np.asarray(lengths, np.int32)}
-    raise ValueError(f"no verify inputs for a signature taking {sorted(keys)}")
+    raise SpeechseqError(f"no verify inputs for a signature taking {sorted(keys)}")
 
 
 def wav_bytes(waveform: np.ndarray, sample_rate: int) -> bytes:

@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 
 from speechseq.decoding import Word
+from speechseq.errors import SpeechseqError
 
 FORMATS = ("txt", "json", "srt", "vtt")
 
@@ -63,4 +64,4 @@ def render(transcript, format: str) -> str:
         return srt(transcript.words)
     if format == "vtt":
         return vtt(transcript.words)
-    raise ValueError(f"unknown format {format!r}: choose one of {', '.join(FORMATS)}")
+    raise SpeechseqError(f"unknown format {format!r}: choose one of {', '.join(FORMATS)}")

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from speechseq import benchmark, cli, plots
+from speechseq.errors import SpeechseqError
 
 LOG = """epoch,loss,val_cer,val_loss,val_wer
 0,60.0,0.46,24.0,0.97
@@ -44,7 +45,7 @@ def test_training_curves_png(tmp_path):
 
 
 def test_training_curves_without_epochs_is_an_error(tmp_path):
-    with pytest.raises(ValueError, match="no complete epoch"):
+    with pytest.raises(SpeechseqError, match="no complete epoch"):
         plots.training_curves([_run(tmp_path, "empty", "epoch,loss\n")], tmp_path / "x.png")
 
 

@@ -9,6 +9,7 @@ import tensorflow as tf
 from conftest import fsdd_clip
 from speechseq import audio, corpora, data
 from speechseq.corpora import DigitSequenceOptions, Segment, Utterance
+from speechseq.errors import SpeechseqError
 from speechseq.features import FeatureConfig, LogMel
 from speechseq.text import TagSet, Vocabulary
 
@@ -214,5 +215,5 @@ def test_noise_goes_inside_true_lengths_at_the_snr_asked_in_three_colours():
     assert min(low_to_high) < 2 and max(low_to_high) > 100
     kept = data.AddNoise((10.0,), probability=0.0)(tf.constant(waveforms), tf.constant(lengths)).numpy()
     np.testing.assert_array_equal(kept, waveforms)
-    with pytest.raises(ValueError, match="probability"):
+    with pytest.raises(SpeechseqError, match="probability"):
         data.AddNoise((), 0.5)

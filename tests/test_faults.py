@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from conftest import FSDD, ROOT, fsdd_clip
-from speechseq import cli, export
+from speechseq import audio, cli, corpora, export
+from speechseq.errors import SpeechseqError
 
 DIGITS = ROOT / "saved_models" / "digits"
 
@@ -152,3 +153,29 @@ def test_training_killed_five_times_at_random_points_finishes_every_epoch(ten_di
     assert len(epochs) <= 20 + len(kills)
     assert (out / "model.keras").exists()
     print(f"kills after {kills}; epochs logged in the end: {epochs}")
+
+
+def test_errors_in_the_input_are_one_line_and_a_bug_keeps_its_traceback(tmp_path, capsys, monkeypatch):
+    missing = tmp_path / "missing.jsonl"
+    assert cli.main(["audit", str(missing)]) == 2
+    printed = capsys.readouterr().err.strip().splitlines()
+    assert len(printed) == 1 and printed[0].startswith("speechseq audit: error: ") and str(missing) in printed[0]
+    with pytest.raises((SpeechseqError, OSError)):  # --debug: the traceback of the same error
+        cli.main(["--debug", "audit", str(missing)])
+
+    def a_bug(*args, **kwargs):
+        raise ValueError("a bug inside speechseq")
+
+    monkeypatch.setattr(corpora, "read_manifest", a_bug)
+    with pytest.raises(ValueError, match="a bug inside speechseq"):  # not turned into a one-line user error
+        cli.main(["audit", str(missing)])
+    assert issubclass(audio.AudioError, SpeechseqError) and issubclass(corpora.CorpusError, SpeechseqError)
+
+
+def test_a_transcribe_of_one_file_prints_only_its_result():
+    # TensorFlow's C++ start-up lines (`E0000 ... failed call to cuInit` on a CPU machine)
+    # go to file descriptor 2 unless the command holds them back; `-v` lets them through.
+    done = subprocess.run(_speechseq("transcribe", str(ROOT / "samples" / "countdown.wav"), "--model", str(DIGITS)),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0
+    assert (done.stdout, done.stderr) == ("three two one zero\n", "")

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from conftest import fsdd_clip, kathleen_clip
 from speechseq import audio
+from speechseq.errors import SpeechseqError
 from speechseq.features import MFCC, FeatureConfig, LogMel, feature_layer
 
 # Largest difference from librosa we accept, in natural-log units of mel power
@@ -134,11 +135,11 @@ def test_config_round_trip_and_keras_save_reload(tmp_path, layer_class, config):
 
 
 def test_feature_config_rejects_impossible_settings_and_round_trips_json(tmp_path):
-    with pytest.raises(ValueError, match="longer than n_fft"):
+    with pytest.raises(SpeechseqError, match="longer than n_fft"):
         FeatureConfig(window_ms=50, n_fft=512)
-    with pytest.raises(ValueError, match="n_mfcc"):
+    with pytest.raises(SpeechseqError, match="n_mfcc"):
         FeatureConfig(n_mfcc=100, n_mels=40)
-    with pytest.raises(ValueError, match="unknown feature settings: nmels"):
+    with pytest.raises(SpeechseqError, match="unknown feature settings: nmels"):
         FeatureConfig.from_dict({"nmels": 40})
     config = dataclasses.replace(FeatureConfig(), n_mels=64, fmax=7000.0)
     config.save(tmp_path / "features.json")

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from speechseq import losses, metrics, models
+from speechseq.errors import SpeechseqError
 from speechseq.models import EncoderConfig
 
 TINY = dict(layers=2, units=12, conv_channels=8, dropout=0.0)
@@ -72,11 +73,11 @@ def test_default_settings_keep_cudnn_eligible_and_each_breaking_setting_is_named
 
 
 def test_encoder_config_rejects_bad_settings():
-    with pytest.raises(ValueError, match="cell"):
+    with pytest.raises(SpeechseqError, match="cell"):
         EncoderConfig(cell="rnn")
-    with pytest.raises(ValueError, match="subsampling"):
+    with pytest.raises(SpeechseqError, match="subsampling"):
         EncoderConfig(subsampling=3)
-    with pytest.raises(ValueError, match="unknown encoder settings: unit"):
+    with pytest.raises(SpeechseqError, match="unknown encoder settings: unit"):
         EncoderConfig.from_dict({"unit": 3})
 
 

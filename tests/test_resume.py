@@ -15,6 +15,7 @@ import pytest
 
 from conftest import TINY_RUN as TINY
 from speechseq import cli, corpora, runfile, train
+from speechseq.errors import SpeechseqError
 
 
 def test_killed_run_resumes_without_losing_or_repeating_an_epoch(ten_digits, tmp_path, caplog):
@@ -76,5 +77,5 @@ def test_run_with_other_settings_in_the_same_directory_is_refused(ten_digits, tm
     train.fit(run, verbose=0)
     changed = runfile.load(None, TINY + [f"data.train={ten_digits}", "train.epochs=1", "train.steps_per_epoch=1",
                                          "train.jit_compile=false", "model.units=8"], tmp_path / "run")
-    with pytest.raises(ValueError, match="model.units"):
+    with pytest.raises(SpeechseqError, match="model.units"):
         train.fit(changed, verbose=0)

@@ -7,6 +7,7 @@ import pytest
 import soundfile
 
 from speechseq import audio, synth
+from speechseq.errors import SpeechseqError
 from speechseq.synth import Voice
 
 
@@ -36,7 +37,7 @@ def test_voices_are_distinct_speakers(synthesizer):
 
 
 def test_unknown_voice_is_refused(synthesizer):
-    with pytest.raises(ValueError, match="no voice 'zz-none'"):
+    with pytest.raises(SpeechseqError, match="no voice 'zz-none'"):
         synthesizer.speak("one", Voice(name="zz-none"))
 
 

@@ -14,6 +14,7 @@ import pytest
 from speechseq import (audio, cli, corpora, data, evaluate, export, metrics, runfile, scenes, segments, train, tuning,
                        verify)
 from speechseq.corpora import Segment
+from speechseq.errors import SpeechseqError
 from speechseq.features import FeatureConfig
 from speechseq.segments import SmoothingOptions, TaggedSegment
 from speechseq.tag import Tagger, TaggerOptions
@@ -95,11 +96,11 @@ def test_smoothing_removes_blips_bridges_gaps_and_uses_hysteresis():
 
 
 def test_smoothing_settings_are_checked_and_the_tuning_grid_keeps_offset_below_onset():
-    with pytest.raises(ValueError, match="offset <= onset"):
+    with pytest.raises(SpeechseqError, match="offset <= onset"):
         SmoothingOptions(onset=0.3, offset=0.35)
-    with pytest.raises(ValueError, match="median_frames >= 1"):
+    with pytest.raises(SpeechseqError, match="median_frames >= 1"):
         SmoothingOptions(median_frames=0)
-    with pytest.raises(ValueError, match="unknown smoothing settings: onsett"):
+    with pytest.raises(SpeechseqError, match="unknown smoothing settings: onsett"):
         SmoothingOptions.from_dict({"onsett": 0.5})
     two = tuning.candidates(2)
     assert two[0] == SmoothingOptions() and len(two) == len(set(two)) > 300

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from speechseq.errors import SpeechseqError
 from speechseq.text import BLANK_ID, DIGIT_WORDS, OutOfVocabularyError, TagSet, Vocabulary
 
 
@@ -69,14 +70,14 @@ def test_json_round_trip_records_the_blank(tmp_path):
     assert Vocabulary.load(tmp_path / "vocabulary.json") == vocabulary
     saved["blank_id"] = 5
     (tmp_path / "other.json").write_text(json.dumps(saved))
-    with pytest.raises(ValueError, match="blank at 5"):
+    with pytest.raises(SpeechseqError, match="blank at 5"):
         Vocabulary.load(tmp_path / "other.json")
 
 
 def test_bad_vocabularies_are_refused():
-    with pytest.raises(ValueError, match="repeat"):
+    with pytest.raises(SpeechseqError, match="repeat"):
         Vocabulary(symbols=tuple("aba"))
-    with pytest.raises(ValueError, match="single characters"):
+    with pytest.raises(SpeechseqError, match="single characters"):
         Vocabulary(symbols=("ab", "c"))
 
 
@@ -88,7 +89,7 @@ def test_tag_set_ids_background_and_json(tmp_path):
         tags.id("noise")
     tags.save(tmp_path / "tags.json")
     assert TagSet.load(tmp_path / "tags.json") == tags
-    with pytest.raises(ValueError, match="not a character vocabulary"):
+    with pytest.raises(SpeechseqError, match="not a character vocabulary"):
         Vocabulary.load(tmp_path / "tags.json")
-    with pytest.raises(ValueError, match="background"):
+    with pytest.raises(SpeechseqError, match="background"):
         TagSet(labels=("a", "b"), background="c")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import io
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from conftest import fsdd_clip
 from speechseq import audio, cli, corpora, metrics, writers
 from speechseq.corpora import DigitSequenceOptions
 from speechseq.decoding import BeamOptions
+from speechseq.errors import SpeechseqError
 from speechseq.text import DIGIT_WORDS
 from speechseq.transcribe import Transcriber, TranscriberOptions
 
@@ -233,7 +233,7 @@ def test_output_names_that_would_still_clash_are_refused_before_any_work(tmp_pat
 
     # x.flac and x.wav keep their whole names (x.flac.txt, x.wav.txt); x.flac.wav's stem is x.flac.
     inputs = [tmp_path / "x.flac.wav", tmp_path / "x.flac", tmp_path / "x.wav"]
-    with pytest.raises(ValueError, match=f"{inputs[0]} and {inputs[1]} would both be written to .*x.flac.txt"):
+    with pytest.raises(SpeechseqError, match=f"{inputs[0]} and {inputs[1]} would both be written to .*x.flac.txt"):
         output_paths(inputs, tmp_path / "out", ".txt")
     assert output_paths(inputs[1:], tmp_path / "out", ".txt") == [tmp_path / "out" / "x.flac.txt",
                                                                   tmp_path / "out" / "x.wav.txt"]
