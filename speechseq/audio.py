@@ -6,8 +6,11 @@ short reason, so a caller can report it on one line and go on with the next file
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +23,8 @@ SAMPLE_RATE = 16_000  # Hz: the rate every model in speechseq works at by defaul
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")  # what `find_audio` picks up
 MIN_SAMPLE_RATE = 4_000  # Hz: below this a header is broken (no speech band survives)
 MAX_SAMPLE_RATE = 768_000  # Hz: the fastest real converters; above it a header is broken
+
+log = logging.getLogger(__name__)
 
 
 class AudioError(SpeechseqError):
@@ -64,21 +69,41 @@ def _check_is_readable_file(path: Path) -> None:
         raise AudioError(path, "permission denied")
 
 
-def _soundfile_reason(error: Exception) -> str:
+# What a file that libsndfile cannot open is not, by its extension.
+_NOT_VALID = {".wav": "not a valid WAV file", ".flac": "not a valid FLAC stream", ".ogg": "not a valid Ogg stream",
+              ".opus": "not a valid Ogg stream", ".mp3": "not a valid MP3 stream"}
+
+
+def _soundfile_reason(error: Exception, path: str | os.PathLike) -> str:
     message = str(error)
     # libsndfile prefixes its messages with "Error opening '<path>': "; keep the cause.
-    cause = message.split(": ", 1)[-1] if message.startswith("Error opening") else message
-    return f"cannot decode audio ({cause.strip()})"
+    cause = message.split(": ", 1)[-1].strip() if message.startswith("Error opening") else message.strip()
+    # For a regular file it could not parse, libsndfile says it does not exist or is not
+    # a regular file (MP3), or that the format is not recognised: say what it is not.
+    if "does not exist or is not a regular file" in cause or cause.startswith("Format not recognised"):
+        cause = _NOT_VALID.get(Path(path).suffix.lower(), "not a recognised audio format")
+    return f"cannot decode audio ({cause})"
 
 
-def info(path: str | os.PathLike) -> AudioInfo:
-    """Read and check a file's header without decoding its samples."""
+def _decoding(path: str | os.PathLike):
+    """Around a libsndfile call on `path`: MP3 decoding's own stderr notes held back."""
+    if Path(path).suffix.lower() == ".mp3":
+        from speechseq import stderr
+
+        return stderr.held_back()
+    return contextlib.nullcontext()
+
+
+def info(path: str | os.PathLike, min_seconds: float = 0.0) -> AudioInfo:
+    """Read and check a file's header without decoding its samples; a file shorter than
+    `min_seconds` (a model's one feature frame, say) is refused as too short."""
     path = Path(path)
     _check_is_readable_file(path)
     try:
-        header = soundfile.info(str(path))
+        with _decoding(path):
+            header = soundfile.info(str(path))
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
-        raise AudioError(path, _soundfile_reason(error)) from None
+        raise AudioError(path, _soundfile_reason(error, path)) from None
     except OSError as error:
         raise AudioError(path, f"cannot open: {error.strerror or error}") from None
     _check_sample_rate(path, header.samplerate)
@@ -86,6 +111,8 @@ def info(path: str | os.PathLike) -> AudioInfo:
         raise AudioError(path, f"invalid channel count {header.channels} in header")
     if header.frames <= 0:
         raise AudioError(path, "no audio samples (0 frames)")
+    if header.frames < min_seconds * header.samplerate:
+        raise AudioError(path, too_short(header.frames / header.samplerate, min_seconds))
     return AudioInfo(
         path=str(path),
         sample_rate=int(header.samplerate),
@@ -95,9 +122,47 @@ def info(path: str | os.PathLike) -> AudioInfo:
     )
 
 
+def too_short(seconds: float, min_seconds: float) -> str:
+    """The reason for audio under one feature frame of `min_seconds`."""
+    return f"too short: {1000 * seconds:.2f} ms of audio, under one {1000 * min_seconds:g} ms feature frame"
+
+
 def _check_sample_rate(path, rate: int) -> None:
     if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
         raise AudioError(path, f"implausible sample rate {rate} Hz in header")
+
+
+def truncation(path: str | os.PathLike) -> str | None:
+    """For a WAV file whose header promises more audio than the file holds (a recorder that
+    crashed before it wrote the real size), what was promised and what is there, in
+    words; None for a complete file or another format.
+
+    libsndfile reads the samples that are there without a word, so this walks the RIFF
+    chunks itself (the standard library's `wave` refuses float and extensible WAVs).
+    """
+    try:
+        with open(path, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            head = file.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            block_align = rate = 0
+            while len(chunk := file.read(8)) == 8:
+                name, length = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if name == b"fmt " and length >= 16:
+                    _, _, rate, _, block_align = struct.unpack("<HHIIH", file.read(14))
+                    file.seek(length - 14 + (length & 1), os.SEEK_CUR)
+                elif name == b"data":
+                    held = size - file.tell()
+                    if length <= held or not (block_align and rate):
+                        return None
+                    return (f"truncated: the header promises {length / block_align / rate:.1f} s of audio, "
+                            f"the file holds {held // block_align / rate:.3f} s")
+                else:
+                    file.seek(length + (length & 1), os.SEEK_CUR)
+    except OSError:
+        return None  # unreadable files are reported by `info` and `load`
+    return None
 
 
 def resample(waveform: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
@@ -115,14 +180,16 @@ def load(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     # A few system calls first: a named pipe would block the decoder for good.
     _check_is_readable_file(Path(path))
     try:
-        samples, file_rate = soundfile.read(os.fspath(path), dtype="float32", always_2d=True)
+        with _decoding(path):
+            samples, file_rate = soundfile.read(os.fspath(path), dtype="float32", always_2d=True)
     except Exception:  # noqa: BLE001 - the checks below name the real problem
         # The hot path skips the header checks; on failure they say what is wrong.
         info(path)
         try:
-            samples, file_rate = soundfile.read(os.fspath(path), dtype="float32", always_2d=True)
+            with _decoding(path):
+                samples, file_rate = soundfile.read(os.fspath(path), dtype="float32", always_2d=True)
         except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
-            raise AudioError(path, _soundfile_reason(error)) from None
+            raise AudioError(path, _soundfile_reason(error, path)) from None
         except (OSError, MemoryError) as error:
             raise AudioError(path, f"cannot read samples: {error}") from None
     if samples.shape[0] == 0:
@@ -167,19 +234,30 @@ def find_audio(*locations: str | os.PathLike) -> list[Path]:
     A named file is kept whatever its extension (so a bad one is reported, not skipped);
     folders and globs contribute files with one of `AUDIO_EXTENSIONS`.
     """
-    found: list[Path] = []
+    return [path for _, found in find_audio_each(*locations) for path in found]
+
+
+def find_audio_each(*locations: str | os.PathLike) -> list[tuple[str, list[Path]]]:
+    """`find_audio`, location by location, so that one that gives no file can be named."""
+    found: list[tuple[str, list[Path]]] = []
     for location in locations:
         path = Path(location)
         if path.is_dir():
-            matches = (p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
-            found.extend(sorted(matches))
+            found.append((str(location), sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)))
         elif any(char in str(location) for char in "*?["):
             anchor = Path(path.anchor or ".")
             pattern = str(path.relative_to(anchor)) if path.is_absolute() else str(location)
-            found.extend(sorted(p for p in anchor.glob(pattern) if p.is_file()))
+            found.append((str(location), sorted(p for p in anchor.glob(pattern) if p.is_file())))
         else:
-            found.append(path)
+            found.append((str(location), [path]))
     return found
+
+
+def nothing_found_reason(location: str) -> str:
+    """Why a location of `find_audio_each` gave no file, for a report that names it."""
+    if Path(location).is_dir():
+        return f"{location}: a folder with no audio files ({', '.join(AUDIO_EXTENSIONS)}) in it"
+    return f"{location}: no audio file matches this pattern"
 
 
 def chunks(
@@ -199,13 +277,18 @@ def chunks(
 
 def _file_windows(path, seconds: float, overlap: float, sample_rate: int):
     header = info(path)
+    if shortfall := truncation(path):
+        log.warning("%s: %s; read what is there", path, shortfall)
     window = max(int(seconds * header.sample_rate), 1)
     step = max(int((seconds - overlap) * header.sample_rate), 1)
     try:
-        with soundfile.SoundFile(os.fspath(path)) as file:
+        with _decoding(path):
+            file = soundfile.SoundFile(os.fspath(path))
+        with file:
             for start in range(0, header.frames, step):
-                file.seek(start)
-                samples = file.read(window, dtype="float32", always_2d=True)
+                with _decoding(path):  # each read on its own: never held across a yield
+                    file.seek(start)
+                    samples = file.read(window, dtype="float32", always_2d=True)
                 # No samples left (a header that promised more), or less than one at the
                 # output rate past the first window: the file has ended.
                 if samples.shape[0] == 0 or (start and samples.shape[0] * sample_rate < header.sample_rate):
@@ -217,7 +300,7 @@ def _file_windows(path, seconds: float, overlap: float, sample_rate: int):
                 if start + window >= header.frames:
                     break
     except (soundfile.LibsndfileError, RuntimeError) as error:
-        raise AudioError(path, _soundfile_reason(error)) from None
+        raise AudioError(path, _soundfile_reason(error, path)) from None
 
 
 def windows(waveform: np.ndarray, sample_rate: int, seconds: float, overlap: float):

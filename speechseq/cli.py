@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -200,9 +201,7 @@ def cmd_transcribe(args) -> int:
                            hotwords=tuple(args.hotword or ()))
     if args.resume and not args.out:
         raise SpeechseqError("--resume needs --out: it skips inputs whose output file exists")
-    paths = audio.find_audio(*args.inputs)
-    if not paths:
-        raise SpeechseqError(f"no audio files in {' '.join(args.inputs)}")
+    paths, nothing_found = _input_files(args.inputs, "transcribe")
     outputs = _outputs(paths, args.out, f".{args.format}")
     pictures = _pictures(paths, args.plot)
     if args.resume:
@@ -235,7 +234,20 @@ def cmd_transcribe(args) -> int:
     progress.close()
     if failures:
         print(f"speechseq transcribe: {failures} of {len(paths)} files failed", file=sys.stderr)
-    return 1 if failures else 0
+    return 1 if failures or nothing_found else 0
+
+
+def _input_files(inputs: list[str], command: str) -> tuple[list[Path], int]:
+    """The audio files the inputs name, and how many inputs gave none (each reported by
+    name on stderr: a folder with no audio in it, a pattern that matches nothing)."""
+    found = audio.find_audio_each(*inputs)
+    empty = [location for location, files in found if not files]
+    for location in empty:
+        print(f"speechseq {command}: error: {audio.nothing_found_reason(location)}", file=sys.stderr)
+    paths = [path for _, files in found for path in files]
+    if not paths:
+        raise SpeechseqError(f"no audio files in {' '.join(inputs)}")
+    return paths, len(empty)
 
 
 def _outputs(paths: list[Path], out: Path | None, suffix: str) -> list[Path | None]:
@@ -269,9 +281,7 @@ def cmd_tag(args) -> int:
     from speechseq.files import write_text
     from speechseq.tag import Tagger
 
-    paths = audio.find_audio(*args.inputs)
-    if not paths:
-        raise SpeechseqError(f"no audio files in {' '.join(args.inputs)}")
+    paths, nothing_found = _input_files(args.inputs, "tag")
     extension = "TextGrid" if args.format == "textgrid" else args.format
     outputs = _outputs(paths, args.out, f".{extension}")
     pictures = _pictures(paths, args.plot)
@@ -297,7 +307,7 @@ def cmd_tag(args) -> int:
             plots.tagging(path, result, tagger.features, picture)
     if failures:
         print(f"speechseq tag: {failures} of {len(paths)} files failed", file=sys.stderr)
-    return 1 if failures else 0
+    return 1 if failures or nothing_found else 0
 
 
 def cmd_finetune(args) -> int:
@@ -467,12 +477,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Warnings(logging.Handler):
+    """speechseq's logged warnings (a truncated file, a skipped entry) on stderr, one line
+    each, prefixed with the command; written to the `sys.stderr` of the moment."""
+
+    def __init__(self, prefix: str):
+        super().__init__(logging.WARNING)
+        self.prefix = prefix
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.prefix + record.getMessage(), file=sys.stderr)
+
+
+def _print_warnings_as(prefix: str) -> None:
+    logger = logging.getLogger("speechseq")
+    for handler in [h for h in logger.handlers if isinstance(h, _Warnings)]:
+        logger.removeHandler(handler)
+    logger.addHandler(_Warnings(prefix))
+
+
 # Commands that never load TensorFlow: they need no quiet start.
 WITHOUT_TENSORFLOW = {"manifest"}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _print_warnings_as(f"speechseq {args.command}: warning: ")
     if args.command not in WITHOUT_TENSORFLOW and not args.verbose:
         from speechseq.startup import start_tensorflow_quietly
 

@@ -475,13 +475,23 @@ def ctc_frames_needed(ids: Sequence[int]) -> int:
     return len(ids) + sum(1 for a, b in zip(ids, ids[1:]) if a == b)
 
 
-def _check(utterance: Utterance, vocabulary, frames_per_second, subsampling, max_seconds, sample_rate):
+# Shorter audio than one analysis window (features.FeatureConfig's default 25 ms) gives a
+# model nothing to read.
+ONE_FRAME_SECONDS = 0.025
+
+
+def _check(utterance: Utterance, vocabulary, frames_per_second, subsampling, max_seconds, sample_rate,
+           min_seconds):
     """The reason `utterance` is unusable, or None; also returns its duration."""
     try:
         samples = audio.load(utterance.audio, sample_rate=sample_rate)
     except audio.AudioError as error:
         return error.reason, 0.0
     seconds = samples.size / sample_rate
+    if seconds < min_seconds:
+        return audio.too_short(seconds, min_seconds), seconds
+    if shortfall := audio.truncation(utterance.audio):  # usable audio, but not what was recorded
+        return shortfall, seconds
     if utterance.duration is not None and abs(utterance.duration - seconds) > DURATION_TOLERANCE:
         return f"manifest says {utterance.duration:.2f} s, the file holds {seconds:.2f} s", seconds
     if max_seconds is not None and seconds > max_seconds:
@@ -515,17 +525,20 @@ def audit(
     subsampling: int = 1,
     max_seconds: float | None = None,
     sample_rate: int = audio.SAMPLE_RATE,
+    min_seconds: float = ONE_FRAME_SECONDS,
 ) -> AuditReport:
     """Decode every entry at `sample_rate`, as training will, and check it for training.
 
-    Checks the audio (readable, non-empty, finite, plausible sample rate, duration as
-    stated) and, when a `vocabulary` is given, the transcript (not empty, no
+    Checks the audio (readable, non-empty, finite, plausible sample rate, at least
+    `min_seconds` long, a WAV holding all its header promised, duration as stated)
+    and, when a `vocabulary` is given, the transcript (not empty, no
     out-of-vocabulary characters, short enough for CTC at `frames_per_second` after
     `subsampling`).
     """
     good, problems, seconds = [], [], 0.0
     for index, utterance in enumerate(utterances):
-        reason, duration = _check(utterance, vocabulary, frames_per_second, subsampling, max_seconds, sample_rate)
+        reason, duration = _check(utterance, vocabulary, frames_per_second, subsampling, max_seconds, sample_rate,
+                                  min_seconds)
         if reason is None:
             good.append(utterance)
             seconds += duration

@@ -71,7 +71,7 @@ class Tagger:
             pieces = audio.windows(waveform, self.sample_rate, self.options.window_seconds, self.options.overlap_seconds)
             return self._tag_windows("<array>", waveform.size / self.sample_rate, pieces)
         path = Path(source)
-        duration = audio.info(path).duration
+        duration = audio.info(path, min_seconds=self.features.window_ms / 1000).duration
         windows = audio.chunks(path, self.options.window_seconds, self.options.overlap_seconds, self.sample_rate)
         return self._tag_windows(str(path), duration, windows)
 

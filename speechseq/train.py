@@ -273,6 +273,7 @@ def _audited(path: str, entries, run: Run, classes, report_name: str, reports: d
         subsampling=run.encoder.subsampling,
         max_seconds=run.data.max_seconds or None,
         sample_rate=run.features.sample_rate,
+        min_seconds=run.features.window_ms / 1000,
     )
     for problem in report.problems:
         log.warning("skipping %s entry %d: %s: %s", report_name, problem.index, problem.audio, problem.reason)

@@ -136,7 +136,7 @@ class Transcriber:
         def sources():
             for path in paths:
                 try:
-                    duration = audio.info(path).duration
+                    duration = audio.info(path, min_seconds=self.features.window_ms / 1000).duration
                 except audio.AudioError as error:
                     yield str(path), error, None
                     continue

@@ -25,6 +25,12 @@ class Corpus:
     bad: dict[Path, str]  # path -> words its reason contains
     good: dict[Path, Path]  # path -> the FSDD clip whose speech it holds
     empty: set[Path]  # good files with (almost) no sound: nothing to transcribe or tag
+    # Good WAVs whose header promises more than they hold: read as the clip, with a warning
+    # naming what was promised; not for training (audit lists them).
+    truncated: set[Path] = dataclasses.field(default_factory=set)
+    # Under one 25 ms feature frame: the tf.data pipeline reads them (one frame), while
+    # audit, transcribe and tag report them as too short.
+    too_short: set[Path] = dataclasses.field(default_factory=set)
 
 
 def _riff_with_sizes(wav: bytes, riff_size: int | None = None, data_size: int | None = None) -> bytes:
@@ -103,17 +109,20 @@ def build(folder: Path, clips: list[Path], seed: int = 0) -> Corpus:
             ("data_too_big", dict(data_size=(len(clip_bytes) - 44) * 7)),
             ("data_max", dict(data_size=0xFFFFFFFF)),
         ]:
-            corpus.good[write(f"good_{index}_{label}.wav", _riff_with_sizes(clip_bytes, **sizes))] = clip
+            path = write(f"good_{index}_{label}.wav", _riff_with_sizes(clip_bytes, **sizes))
+            corpus.good[path] = clip
+            if label.startswith("data_"):  # the RIFF size is not a promise of audio; the data size is
+                corpus.truncated.add(path)
 
-    # Good but (nearly) silent: one-sample files and long silence. One sample at
-    # 44.1 kHz is less than one at 16 kHz: that one is too short to use.
+    # One-sample files: under one feature frame. One sample at 44.1 kHz is less than one
+    # at 16 kHz: that one cannot even be resampled. Then long silence: good, but silent.
     for index, (rate, subtype) in enumerate([(8000, "PCM_16"), (16000, "PCM_24"), (16000, "PCM_U8"), (44100, "FLOAT")]):
         path = folder / f"one_sample_{index}.wav"
         soundfile.write(path, np.array([0.25], np.float32), rate, subtype=subtype)
         if rate > 16000:
             corpus.bad[path] = "too short"
         else:
-            corpus.empty.add(path)
+            corpus.too_short.add(path)
     for index, minutes in enumerate([2, 3]):
         path = folder / f"silence_{minutes}min.flac"
         soundfile.write(path, np.zeros(int(minutes * 60 * 16000), np.int16), 16000, subtype="PCM_16")

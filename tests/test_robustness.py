@@ -38,10 +38,15 @@ def _reports(stderr: str, prefix: str) -> list[tuple[str, str]]:
     return [tuple(line.split(": ", 1)) for line in lines if not line.startswith(prefix) and ": " in line]
 
 
-def _check_reports(lines: dict[str, str], corpus: malformed.Corpus) -> None:
-    """`lines`: path -> its reason, as a tool reported it; each bad file exactly there."""
-    assert set(lines) == {str(p) for p in corpus.bad}
-    for path, words in corpus.bad.items():
+def _check_reports(lines: dict[str, str], corpus: malformed.Corpus, too_short: bool = True,
+                   truncated: bool = False) -> None:
+    """`lines`: path -> its reason, as a tool reported it; each bad file exactly there
+    (with the too-short files, and the truncated ones where the tool refuses them)."""
+    expected = dict(corpus.bad)
+    expected |= {path: "too short: " for path in corpus.too_short} if too_short else {}
+    expected |= {path: "truncated: the header promises " for path in corpus.truncated} if truncated else {}
+    assert set(lines) == {str(p) for p in expected}
+    for path, words in expected.items():
         assert words in lines[str(path)], (path.name, lines[str(path)])
 
 
@@ -52,32 +57,40 @@ def _run_over_the_corpus(command: str, model: Path, corpus: malformed.Corpus, tm
     assert cli.main([command, str(folder), "--model", str(model), "--format", "json", "--out", str(out)]) == 1
     stderr = capsys.readouterr().err
     reports = _reports(stderr, f"speechseq {command}")
-    assert len(dict(reports)) == len(reports) == len(corpus.bad)
+    failed = len(corpus.bad) + len(corpus.too_short)
+    assert len(dict(reports)) == len(reports) == failed
     _check_reports(dict(reports), corpus)
-    total = len(corpus.bad) + len(corpus.good) + len(corpus.empty)
-    assert f"{len(corpus.bad)} of {total} files failed" in stderr
+    total = failed + len(corpus.good) + len(corpus.empty)
+    assert f"{failed} of {total} files failed" in stderr
+    # Files that hold less than their header promised are read, and each is named once.
+    warned = [line.removeprefix(f"speechseq {command}: warning: ").split(": ", 1)
+              for line in stderr.splitlines() if line.startswith(f"speechseq {command}: warning: ")]
+    assert sorted(path for path, _ in warned) == sorted(map(str, corpus.truncated))
+    assert all("truncated: the header promises" in words and "the file holds" in words for _, words in warned)
     return out
 
 
 def test_audit_reports_every_bad_file_once_and_keeps_every_good_one(corpus):
-    utterances = [corpora.Utterance(audio=path) for path in [*corpus.bad, *corpus.good, *corpus.empty]]
+    utterances = [corpora.Utterance(audio=path) for path in [*corpus.bad, *corpus.good, *corpus.empty,
+                                                             *corpus.too_short]]
     report = corpora.audit(utterances)
-    assert len(report.problems) == len(corpus.bad)
-    _check_reports({p.audio: p.reason for p in report.problems}, corpus)
-    assert {u.audio for u in report.good} == set(corpus.good) | corpus.empty
+    assert len(report.problems) == len(corpus.bad) + len(corpus.too_short) + len(corpus.truncated)
+    _check_reports({p.audio: p.reason for p in report.problems}, corpus, truncated=True)
+    assert {u.audio for u in report.good} == (set(corpus.good) - corpus.truncated) | corpus.empty
 
 
 def test_the_feature_pipeline_drops_bad_files_by_name_and_keeps_the_rest(corpus, caplog):
-    utterances = [corpora.Utterance(audio=path) for path in [*corpus.bad, *corpus.good, *corpus.empty]]
+    utterances = [corpora.Utterance(audio=path) for path in [*corpus.bad, *corpus.good, *corpus.empty,
+                                                             *corpus.too_short]]
     config = FeatureConfig()
     dataset = data.feature_dataset(utterances, config, data.PipelineOptions(batch_size=16, shuffle=False))
     with caplog.at_level(logging.WARNING, logger="speechseq.data"):
         lengths = [int(n) for _, batch_lengths in dataset for n in batch_lengths.numpy()]
-    assert len(lengths) == len(corpus.good) + len(corpus.empty)
+    assert len(lengths) == len(corpus.good) + len(corpus.empty) + len(corpus.too_short)
     assert all(n >= 1 for n in lengths)
     skipped = [r.getMessage().removeprefix("skipping ") for r in caplog.records]
     assert len(skipped) == len(corpus.bad)
-    _check_reports(dict(line.split(": ", 1) for line in skipped), corpus)
+    _check_reports(dict(line.split(": ", 1) for line in skipped), corpus, too_short=False)
 
 
 def test_transcribe_reports_each_bad_file_and_reads_every_good_one_as_its_original(corpus, tmp_path, capsys):

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import shutil
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -256,3 +257,34 @@ def test_folders_that_are_not_transcription_exports_are_refused_clearly(tmp_path
         Transcriber(tmp_path)
     with pytest.raises(ExportError, match="not a transcription model"):
         Transcriber(ROOT / "saved_models" / "voice-activity")
+
+
+def test_truncated_files_empty_folders_and_corrupt_mp3s_are_reported_in_the_user_s_words(tmp_path, capfd):
+    # A recorder that crashed: its header promises 10^9 bytes of 8 kHz 16-bit audio, 0.25 s is there.
+    samples = (audio.load(fsdd_clip(3, "george", 3), 8000)[:2000] * 32767).astype("<i2").tobytes()
+    truncated = tmp_path / "crashed.wav"
+    truncated.write_bytes(b"RIFF" + struct.pack("<I", 36 + 10**9) + b"WAVEfmt "
+                          + struct.pack("<IHHIIHH", 16, 1, 1, 8000, 16000, 2, 16) + b"data"
+                          + struct.pack("<I", 10**9) + samples)
+    a_folder, empty = tmp_path / "x.wav", tmp_path / "nothing here"
+    a_folder.mkdir()
+    empty.mkdir()
+    mp3 = tmp_path / "broken.mp3"
+    mp3.write_bytes(b"\xff\xfb\x90\x00" + bytes(range(256)) * 20)  # an MPEG frame header, then junk
+    good = fsdd_clip(7, "george", 3)
+    code = cli.main(["transcribe", str(truncated), str(a_folder), str(empty), str(mp3), str(good),
+                     "--model", str(SHIPPED)])
+    printed = capfd.readouterr()
+    assert code == 1
+    promise = "truncated: the header promises 62500.0 s of audio, the file holds 0.250 s"
+    assert f"speechseq transcribe: warning: {truncated}: {promise}; read what is there" in printed.err
+    assert f"speechseq transcribe: error: {a_folder}: a folder with no audio files" in printed.err
+    assert f"speechseq transcribe: error: {empty}: a folder with no audio files" in printed.err
+    assert f"speechseq transcribe: error: {mp3}: cannot decode audio (not a valid MP3 stream)" in printed.err
+    assert "Note:" not in printed.err and "MPEG" not in printed.err  # libmpg123's own notes held back
+    assert f"{good}: seven" in printed.out.splitlines()
+    # audit calls the truncated file bad for training, in the same words.
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text(json.dumps({"audio": str(truncated), "text": "three"}) + "\n")
+    assert cli.main(["audit", str(manifest)]) == 1
+    assert promise in capfd.readouterr().out
