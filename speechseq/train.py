@@ -35,6 +35,8 @@ import numpy as np
 import tensorflow as tf
 
 from speechseq import corpora, data, evaluate, losses, metrics, models
+from speechseq.backup import backup_and_restore
+from speechseq.epoch_log import EpochLog
 from speechseq.errors import SpeechseqError
 from speechseq.features import FeatureConfig
 from speechseq.files import atomic_path, write_text
@@ -445,8 +447,8 @@ def _callbacks(run: Run, classes, dev_set, options: data.PipelineOptions, predic
         monitor, mode = "val_frame_accuracy", "max"
     callbacks += [
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.BackupAndRestore(str(directory / "backup"), double_checkpoint=True),
-        keras.callbacks.CSVLogger(str(directory / "log.csv"), append=True),
+        EpochLog(str(directory / "log.csv"), append=True),  # before the backup: see EpochLog
+        backup_and_restore(directory / "backup"),
         keras.callbacks.TensorBoard(str(directory / "tensorboard")),
     ]
     if monitor:
