@@ -42,7 +42,9 @@ def _figure(rows: int):
     return plt, figure, axes[:, 0]
 
 
-def _save(plt, figure, target: str | os.PathLike) -> Path:
+def _save(figure, target: str | os.PathLike) -> Path:
+    import matplotlib.pyplot as plt
+
     target = Path(target)
     figure.tight_layout()
     with atomic_path(target) as temporary:
@@ -52,8 +54,13 @@ def _save(plt, figure, target: str | os.PathLike) -> Path:
 
 
 def tagging(path, result, config: FeatureConfig, target) -> Path:
+    """`tagging_figure`, written to `target` as a PNG."""
+    return _save(tagging_figure(path, result, config), target)
+
+
+def tagging_figure(path, result, config: FeatureConfig):
     """Spectrogram, each label's frame posterior, and the segments, for one `Tagging`."""
-    plt, figure, (top, middle, bottom) = _figure(3)
+    _, figure, (top, middle, bottom) = _figure(3)
     seconds = config.hop_length / config.sample_rate
     mel = _log_mel(path, config)
     top.imshow(mel, origin="lower", aspect="auto", extent=(0, mel.shape[1] * seconds, 0, mel.shape[0]))
@@ -71,12 +78,17 @@ def tagging(path, result, config: FeatureConfig, target) -> Path:
     bottom.set_yticks([])
     bottom.set_xlabel("seconds")
     bottom.set_xlim(0, min(result.duration, MAX_PLOT_SECONDS))
-    return _save(plt, figure, target)
+    return figure
 
 
 def transcription(path, result, config: FeatureConfig, target) -> Path:
+    """`transcription_figure`, written to `target` as a PNG."""
+    return _save(transcription_figure(path, result, config), target)
+
+
+def transcription_figure(path, result, config: FeatureConfig):
     """Spectrogram with each word's span from the CTC alignment, for one `Transcript`."""
-    plt, figure, (top, bottom) = _figure(2)
+    _, figure, (top, bottom) = _figure(2)
     seconds = config.hop_length / config.sample_rate
     mel = _log_mel(path, config)
     top.imshow(mel, origin="lower", aspect="auto", extent=(0, mel.shape[1] * seconds, 0, mel.shape[0]))
@@ -88,7 +100,7 @@ def transcription(path, result, config: FeatureConfig, target) -> Path:
     bottom.set_yticks([])
     bottom.set_xlabel("seconds")
     bottom.set_xlim(0, min(result.duration, MAX_PLOT_SECONDS))
-    return _save(plt, figure, target)
+    return figure
 
 
 def _read_log(path: Path) -> dict[str, np.ndarray]:
@@ -146,7 +158,7 @@ def training_curves(runs: list[str | os.PathLike], target) -> Path:
         axis.grid(alpha=0.3)
         axis.legend(loc="upper right", fontsize="small", ncol=len(logs))
     axes[-1].set_xlabel("epoch")
-    return _save(plt, figure, target)
+    return _save(figure, target)
 
 
 def speed_and_memory(series: dict[str, list[tuple[float, float, float]]], target, title: str = "") -> Path:
@@ -179,4 +191,4 @@ def speed_and_memory(series: dict[str, list[tuple[float, float, float]]], target
         axis.set_ylim(0, axis.get_ylim()[1] * 1.2)  # from zero, with room for the labels
         axis.grid(alpha=0.3, which="both")
         axis.legend(loc="best", fontsize="small")
-    return _save(plt, figure, target)
+    return _save(figure, target)

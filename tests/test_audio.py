@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -108,12 +113,24 @@ def test_bad_file_gets_one_line_error_naming_it(tmp_path, name):
         assert word in caught.value.reason
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
-def test_unreadable_file_is_reported(tmp_path):
-    path = write_wav(tmp_path / "locked.wav", np.zeros(800, np.int16), 8000)
-    path.chmod(0)
-    with pytest.raises(AudioError, match="permission denied"):
-        audio.load(path)
+def test_unreadable_file_is_reported():
+    folder = Path(tempfile.mkdtemp())  # not under tmp_path, whose parents only root may enter
+    try:
+        folder.chmod(0o755)
+        path = write_wav(folder / "locked.wav", np.zeros(800, np.int16), 8000)
+        path.chmod(0)
+        if os.geteuid() != 0:
+            with pytest.raises(AudioError, match="permission denied"):
+                audio.load(path)
+            return
+        # Root reads any file: ask as the unprivileged user nobody, in a child that drops
+        # root after its imports (the interpreter lives where only root may go).
+        script = ("import os\nfrom speechseq import audio\nos.setgid(65534)\nos.setuid(65534)\n"
+                  f"try:\n    audio.load({str(path)!r})\nexcept audio.AudioError as error:\n    print(error)\n")
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+        assert done.stdout.strip() == f"{path}: permission denied", done.stderr[-2000:]
+    finally:
+        shutil.rmtree(folder)
 
 
 def test_find_audio_takes_files_folders_and_globs(tmp_path):

@@ -111,12 +111,18 @@ def test_cached_features_are_computed_once_and_rebatched_every_epoch(utterances,
 
 
 def test_sharding_for_distribution_splits_utterances_without_overlap(utterances):
-    seen = []
+    texts = {u.text for u in utterances}
+    assert len(texts) == len(utterances), "the fixture's transcripts tell its utterances apart"
+    shards = []
     for index in range(2):
         context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=index)
         dataset = data.ctc_dataset(utterances, VOCABULARY, CONFIG, data.PipelineOptions(batch_size=4, buckets=1), context)
-        seen.append(sum(b[0].shape[0] for b in _collect(dataset)))
-    assert seen == [len(utterances) // 2] * 2
+        shards.append([VOCABULARY.decode(labels[:m]) for _, _, batch_labels, batch_label_lengths in _collect(dataset)
+                       for labels, m in zip(batch_labels, batch_label_lengths)])
+    assert [len(shard) for shard in shards] == [len(utterances) // 2] * 2
+    first, second = map(set, shards)
+    assert not first & second, "no utterance in both shards"
+    assert first | second == texts, "together they hold every utterance"
 
 
 def test_spec_augment_masks_only_inside_true_lengths(utterances):

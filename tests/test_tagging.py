@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from speechseq import (audio, cli, corpora, data, evaluate, export, metrics, runfile, scenes, segments, train, tuning,
-                       verify)
+from speechseq import (audio, cli, corpora, data, evaluate, export, metrics, plots, runfile, scenes, segments, train,
+                       tuning, verify)
 from speechseq.corpora import Segment
 from speechseq.errors import SpeechseqError
 from speechseq.features import FeatureConfig
@@ -217,6 +217,22 @@ def test_tag_cli_writes_each_format_and_reports_bad_files(voice_activity, tmp_pa
     plot = tmp_path / "vad.png"
     assert cli.main(["tag", str(good), "--model", str(voice_activity["export"]), "--plot", str(plot)]) == 0
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
+    # What is drawn: spectrogram, a posterior curve per label, a span per segment.
+    import matplotlib.pyplot as plt
+
+    tagger = Tagger(voice_activity["export"])
+    result = tagger.tag(good)
+    figure = plots.tagging_figure(good, result, tagger.features)
+    try:
+        spectrogram, posteriors, spans = figure.axes
+        assert spectrogram.get_title() == str(good) and len(spectrogram.images) == 1
+        assert [line.get_label() for line in posteriors.lines] == ["silence", "speech"]
+        assert all(len(line.get_ydata()) == len(result.probabilities) for line in posteriors.lines)
+        assert result.segments and [(s.get_x(), s.get_x() + s.get_width()) for s in spans.patches] == [
+            (segment.start, segment.end) for segment in result.segments]
+        assert [text.get_text() for text in spans.texts] == [segment.label for segment in result.segments]
+    finally:
+        plt.close(figure)
 
 
 def test_two_inputs_with_one_name_are_tagged_into_two_files(voice_activity, tmp_path):
@@ -302,6 +318,24 @@ def test_transcribe_cli_draws_the_word_alignment(tmp_path):
     model = Path(__file__).resolve().parents[1] / "saved_models" / "digits"
     assert cli.main(["transcribe", str(samples), "--model", str(model), "--plot", str(plot)]) == 0
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # What is drawn: the spectrogram, then one span per word at the word's times, named.
+    import matplotlib.pyplot as plt
+
+    from speechseq.transcribe import Transcriber
+
+    transcriber = Transcriber(model)
+    result = transcriber.transcribe(samples)
+    figure = plots.transcription_figure(samples, result, transcriber.features)
+    try:
+        spectrogram, words = figure.axes
+        assert spectrogram.get_title() == str(samples)
+        assert [image.get_array().shape[0] for image in spectrogram.images] == [transcriber.features.n_mels]
+        assert [(span.get_x(), span.get_x() + span.get_width()) for span in words.patches] == [
+            (w.start, w.end) for w in result.words]
+        assert [text.get_text() for text in words.texts] == result.text.split() == ["four", "two", "seven", "one"]
+        assert words.get_xlabel() == "seconds" and words.get_xlim() == (0, result.duration)
+    finally:
+        plt.close(figure)
 
 
 def test_scenes_label_speech_from_first_to_last_sound(fsdd_dir, tmp_path):

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 from conftest import TINY_RUN as TINY, fsdd_clip
-from speechseq import corpora, data, decoding, evaluate, models, runfile, train
+from speechseq import audio, corpora, data, decoding, evaluate, export, models, runfile, train
 from speechseq.corpora import DigitSequenceOptions, Utterance
+from speechseq.features import feature_layer
 from speechseq.text import DIGIT_WORDS, TagSet, Vocabulary
+from speechseq.transcribe import Transcriber
 
 
 def test_tiny_ctc_model_overfits_ten_real_clips_and_decodes_them(ten_digits, tmp_path):
@@ -33,6 +35,23 @@ def test_tiny_ctc_model_overfits_ten_real_clips_and_decodes_them(ten_digits, tmp
     assert float(log[-1]["val_wer"]) == 0.0
     best = evaluate.score_run(tmp_path / "run", corpora.read_manifest(ten_digits))
     assert best.wer == 0.0 and best.n == 10
+    # The Transcriber's greedy path, on this run exported here, gives the Keras model's words.
+    trained = export.load_trained(tmp_path / "run")
+    version = export.write_version(trained, tmp_path / "saved_models" / "tiny")
+    frontend = feature_layer(trained.features)
+    seconds = trained.subsampling * trained.features.hop_length / trained.features.sample_rate
+    clips = [u.audio for u in corpora.read_manifest(ten_digits)]
+    for clip, result in zip(clips, Transcriber(version).transcribe_files(clips)):
+        waveform = audio.load(clip, trained.features.sample_rate)
+        features, lengths = frontend(waveform[None], np.array([waveform.size]))
+        log_probs = trained.model(models.model_inputs(features, lengths), training=False)
+        path = decoding.greedy_alignment(log_probs, models.output_lengths(lengths, trained.subsampling))
+        expected = decoding.words_from_tokens([trained.classes.id_to_symbol(i) for i in path.ids[0].numpy()],
+                                              path.first_frame[0].numpy() * seconds,
+                                              path.end_frame[0].numpy() * seconds, path.confidence[0].numpy())
+        assert [w.text for w in result.words] == [w.text for w in expected] and expected, clip
+        np.testing.assert_allclose([(w.start, w.end, w.confidence) for w in result.words],
+                                   [(w.start, w.end, w.confidence) for w in expected], atol=1e-4)
     for name in ["model.keras", "best.keras", "vocabulary.json", "features.json", "run.json", "audit.json"]:
         assert (tmp_path / "run" / name).exists(), name
     assert list((tmp_path / "run" / "tensorboard").rglob("events.out.tfevents.*"))
