@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile
 import tensorflow as tf
 
 import tf_serving_rest
@@ -125,8 +124,9 @@ def test_verification_catches_an_export_that_tf_serving_cannot_run(exported, tra
     module = _KerasTrackedServing(trained)
     tf.saved_model.save(module, str(broken), signatures=module.signatures())
     published = export.open_published(broken)  # TF2's loader runs it: the old tests passed
+    waveform = audio.load(CLIPS[0])
     assert published.signatures["serving_default"](
-        audio=tf.constant(audio.load(CLIPS[0])[None]), audio_length=tf.constant([audio.load(CLIPS[0]).size])
+        audio=tf.constant(waveform[None]), audio_length=tf.constant([waveform.size])
     )["transcript"].numpy().tolist() == [b"three"]
     found = verify.session_outputs_differ(published, [str(CLIPS[0])])  # what `export --verify` runs
     problems = "\n".join(found["mismatches"])
@@ -137,16 +137,10 @@ def test_verification_catches_an_export_that_tf_serving_cannot_run(exported, tra
     assert not result.ok and "TF Serving's session loader" in result.problems()
 
 
-def _wav_bytes(waveform: np.ndarray, rate: int) -> bytes:
-    buffer = io.BytesIO()
-    soundfile.write(buffer, waveform, rate, format="WAV", subtype="PCM_16")
-    return buffer.getvalue()
-
-
 def test_wav_bytes_at_8k_and_44k_give_the_text_of_the_resampled_waveform(loaded):
     clips = CLIPS[:4]
     native = [clip.read_bytes() for clip in clips]  # FSDD: 8 kHz 16-bit WAV
-    high = [_wav_bytes(audio.load(clip, 44_100), 44_100) for clip in clips]
+    high = [verify.wav_bytes(audio.load(clip, 44_100), 44_100) for clip in clips]
     waveforms = [audio.load(clip) for clip in clips]
     width = max(w.size for w in waveforms)
     padded = np.stack([np.pad(w, (0, width - w.size)) for w in waveforms])
