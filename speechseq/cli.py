@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -102,6 +103,8 @@ def cmd_export(args) -> int:
     """Export a run (or .keras model) as a TF Serving version; optionally verify it first."""
     from speechseq import export, serving, verify
 
+    if args.tune_grammar and not args.grammar:
+        raise SpeechseqError("--tune-grammar tunes the weights of --grammar: give the word list too")
     trained = export.load_trained(args.model)
     card = _card(args.card) if args.card else None
     checked: dict = {}
@@ -121,6 +124,8 @@ def cmd_export(args) -> int:
             if not result.ok:
                 raise export.ExportError(f"the export fails verification, nothing was published: {result.problems()}")
             checked["signatures"] = serving.describe(staging)
+        if args.grammar:
+            _ship_grammar(args, trained, staging, checked)
         if args.tune_smoothing:
             if trained.task != "frames":
                 raise SpeechseqError("--tune-smoothing is for frame tagging models; this one transcribes")
@@ -142,6 +147,8 @@ def cmd_export(args) -> int:
         print(f"smoothing tuned on {tuned.utterances} dev utterances ({tuned.candidates} candidates): "
               f"{tuned.smoothing}; frame F1 {tuned.dev_with_defaults['frame_f1']:.3f} -> {tuned.dev['frame_f1']:.3f}, "
               f"segment F1 {tuned.dev_with_defaults['segment_f1']:.3f} -> {tuned.dev['segment_f1']:.3f}")
+    if "grammar" in checked:
+        print(checked["grammar"])
     if "request" in checked:
         request = target / "assets.extra" / checked["request"]
         print(f"serve it: docker run -p 8501:8501 -v {args.out.resolve()}:/models/{args.out.name} "
@@ -149,6 +156,28 @@ def cmd_export(args) -> int:
         print("then send a request:")
         print("  " + serving.curl_command(args.out.name, request))
     return 0
+
+
+def _ship_grammar(args, trained, staging: Path, checked: dict) -> None:
+    """--grammar (and --tune-grammar): the word list transcription decodes with by default."""
+    from speechseq import grammar, tuning
+
+    if trained.task != "ctc":
+        raise SpeechseqError("--grammar is for transcription models; this one tags frames")
+    words = grammar.Grammar.read(args.grammar)
+    if not args.tune_grammar:
+        grammar.ship(staging, words, grammar.GrammarOptions(), {"source": args.grammar.name})
+        checked["grammar"] = f"grammar: {len(words.words)} words from {args.grammar.name}, default weights"
+        return
+    tuned = tuning.tune_grammar(staging, corpora.read_manifest(args.tune_grammar), words)
+    grammar.ship(staging, words, tuned.options, {
+        "source": args.grammar.name, "tuned_on": args.tune_grammar.name, "utterances": tuned.utterances,
+        "candidates": tuned.candidates, "dev": tuned.dev, "dev_with_defaults": tuned.dev_with_defaults,
+        "dev_greedy": tuned.dev_greedy})
+    checked["grammar"] = (
+        f"grammar: {len(words.words)} words from {args.grammar.name}, weights tuned on {tuned.utterances} dev "
+        f"utterances ({tuned.candidates} candidates): alpha {tuned.options.alpha:g}, beta {tuned.options.beta:g}; "
+        f"dev WER greedy {tuned.dev_greedy['wer']:.2%} -> {tuned.dev['wer']:.2%} with the grammar")
 
 
 def _card(path: Path) -> dict:
@@ -195,10 +224,21 @@ def cmd_transcribe(args) -> int:
     from speechseq.files import write_text
     from speechseq.transcribe import Transcriber, TranscriberOptions
 
-    beam = None
+    from speechseq.grammar import Grammar, GrammarOptions
+
+    beam = words = weights = None
     if args.beam or args.lm or args.hotword:
-        beam = BeamOptions(beam_width=args.beam or 32, lm=args.lm, alpha=args.alpha, beta=args.beta,
+        if args.grammar:
+            raise SpeechseqError("--grammar decodes only its words: it does not go with --beam, --lm or --hotword")
+        beam = BeamOptions(beam_width=args.beam or 32, lm=args.lm,
+                           alpha=BeamOptions.alpha if args.alpha is None else args.alpha,
+                           beta=BeamOptions.beta if args.beta is None else args.beta,
                            hotwords=tuple(args.hotword or ()))
+    if args.grammar:
+        words = Grammar.read(args.grammar)
+    if args.alpha is not None or args.beta is not None:
+        weights = GrammarOptions(alpha=GrammarOptions.alpha if args.alpha is None else args.alpha,
+                                 beta=GrammarOptions.beta if args.beta is None else args.beta)
     if args.resume and not args.out:
         raise SpeechseqError("--resume needs --out: it skips inputs whose output file exists")
     paths, nothing_found = _input_files(args.inputs, "transcribe")
@@ -209,7 +249,8 @@ def cmd_transcribe(args) -> int:
         print(f"speechseq transcribe: resuming: {len(paths) - len(todo)} files done already, {len(todo)} to go",
               file=sys.stderr)
         paths, outputs, pictures = ([items[i] for i in todo] for items in (paths, outputs, pictures))
-    transcriber = Transcriber(args.model, TranscriberOptions(batch_size=args.batch_size, beam=beam))
+    transcriber = Transcriber(args.model, TranscriberOptions(
+        batch_size=args.batch_size, beam=beam, grammar=words, grammar_options=weights, shipped_grammar=not args.no_lm))
     failures = 0
     progress = tqdm(total=len(paths), unit="file", disable=None if len(paths) > 1 else True, file=sys.stderr)
     for path, output, picture, result in zip(paths, outputs, pictures, transcriber.transcribe_files(paths)):
@@ -409,6 +450,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--card", type=Path, help="JSON merged into the model card (license, data attribution)")
     export.add_argument("--tune-smoothing", type=Path, metavar="DEV.jsonl",
                         help="tagging models: pick the smoothing on these utterances' segments and ship it")
+    export.add_argument("--grammar", type=Path, metavar="WORDS.txt",
+                        help="transcription models: ship this word or phrase list; transcribe decodes with it by default")
+    export.add_argument("--tune-grammar", type=Path, metavar="DEV.jsonl",
+                        help="with --grammar: pick its weights (alpha, beta) on these utterances")
     export.set_defaults(run=cmd_export)
 
     transcribe = commands.add_parser("transcribe", help="transcribe audio files with an exported model")
@@ -417,9 +462,15 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--batch-size", type=int, default=8, help="audio windows per model call")
     transcribe.add_argument("--beam", type=int, help="beam search with this many beams (default: greedy)")
     transcribe.add_argument("--lm", help="KenLM language model (.arpa or .bin) for beam search")
-    transcribe.add_argument("--alpha", type=float, default=0.5, help="language model weight")
-    transcribe.add_argument("--beta", type=float, default=1.0, help="word insertion bonus")
+    transcribe.add_argument("--alpha", type=float,
+                            help="language model weight (beam default 0.5; grammar: the export's tuned one, else 1)")
+    transcribe.add_argument("--beta", type=float,
+                            help="word insertion bonus (beam default 1.0; grammar: the export's tuned one, else 0)")
     transcribe.add_argument("--hotword", action="append", help="word or phrase to favour (repeatable)")
+    transcribe.add_argument("--grammar", type=Path, metavar="FILE",
+                            help="decode only these words or phrases (one per line; any sequence of them)")
+    transcribe.add_argument("--no-lm", action="store_true",
+                            help="greedy decoding in the graph, ignoring the word list the export ships")
     transcribe.add_argument("--plot", type=Path, help="PNG: spectrogram with each word's span")
     transcribe.add_argument("--resume", action="store_true",
                             help="with --out: skip inputs whose output exists (outputs are written whole or not at all)")
@@ -503,10 +554,14 @@ WITHOUT_TENSORFLOW = {"manifest"}
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _print_warnings_as(f"speechseq {args.command}: warning: ")
-    if args.command not in WITHOUT_TENSORFLOW and not args.verbose:
-        from speechseq.startup import start_tensorflow_quietly
+    quiet = args.command not in WITHOUT_TENSORFLOW and not args.verbose
+    if quiet:
+        from speechseq.startup import quiet_tensorflow
+    with quiet_tensorflow() if quiet else contextlib.nullcontext():
+        return _run(args)
 
-        start_tensorflow_quietly()
+
+def _run(args) -> int:
     try:
         return args.run(args)
     # What is wrong with the user's input or paths, in one line; anything else is a bug in

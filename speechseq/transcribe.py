@@ -19,9 +19,10 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from speechseq import audio, decoding
+from speechseq import audio, decoding, grammar
 from speechseq.decoding import BeamOptions, Word
 from speechseq.errors import SpeechseqError
+from speechseq.grammar import Grammar, GrammarOptions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,11 +32,17 @@ class TranscriberOptions:
     window_seconds: float = 30.0  # longest piece of audio the model sees at once
     overlap_seconds: float = 4.0  # shared by neighbouring windows (> twice the longest word)
     batch_size: int = 8  # windows per model call
-    beam: BeamOptions | None = None  # None: greedy decoding inside the exported graph
+    beam: BeamOptions | None = None  # beam search (pyctcdecode), optionally with a KenLM model
+    grammar: Grammar | None = None  # decode only these words or phrases (`grammar.GrammarDecoder`)
+    grammar_options: GrammarOptions | None = None  # its weights; None: the export's tuned ones
+    shipped_grammar: bool = True  # no beam or grammar given: use the export's own word list if it has one
+    # With none of these, greedy decoding inside the exported graph.
 
     def __post_init__(self):
         if not 0 <= 2 * self.overlap_seconds < self.window_seconds:
             raise SpeechseqError("overlap_seconds must be under half of window_seconds")
+        if self.beam and self.grammar:
+            raise SpeechseqError("choose beam search or a grammar, not both")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +107,25 @@ class Transcriber:
         self.features = self.published.features
         subsampling = self.published.settings["model"]["subsampling"]
         self.seconds_per_frame = subsampling * self.features.hop_length / self.features.sample_rate
-        self._beam = decoding.BeamSearch(self.vocabulary, options.beam) if options.beam else None
+        self._decoder = self._choose_decoder(options)
+
+    def _choose_decoder(self, options: TranscriberOptions):
+        """Beam search or grammar decoding on the exported log-probabilities; None = greedy in the graph."""
+        if options.beam:
+            return decoding.BeamSearch(self.vocabulary, options.beam)
+        shipped = grammar.shipped(self.published.folder) if options.shipped_grammar or options.grammar else None
+        words = options.grammar or (shipped[0] if shipped else None)
+        if words is None:
+            return None
+        weights = options.grammar_options or (shipped[1] if shipped else GrammarOptions())
+        return grammar.GrammarDecoder(self.vocabulary, words, weights)
+
+    @property
+    def decoding(self) -> str:
+        """How transcripts are decoded: "greedy", "beam" or "grammar"."""
+        if self._decoder is None:
+            return "greedy"
+        return "beam" if isinstance(self._decoder, decoding.BeamSearch) else "grammar"
 
     @property
     def sample_rate(self) -> int:
@@ -184,7 +209,7 @@ class Transcriber:
     def _transcribe_batch(self, batch) -> None:
         padded, lengths = audio.pad_batch([window.waveform for window in batch])
         words_per_window = (
-            self._beam_words(padded, lengths) if self._beam else self._greedy_words(padded, lengths)
+            self._decoded_words(padded, lengths) if self._decoder else self._greedy_words(padded, lengths)
         )
         half = self.options.overlap_seconds / 2
         for window, words in zip(batch, words_per_window):
@@ -208,10 +233,14 @@ class Transcriber:
             for i, n in enumerate(counts)
         ]
 
-    def _beam_words(self, padded, lengths) -> list[list[Word]]:
+    def _decoded_words(self, padded, lengths) -> list[list[Word]]:
+        log_probs, frames = self.log_probs(padded, lengths)
+        return [self._decoder.words(log_probs[i, :n], self.seconds_per_frame) for i, n in enumerate(frames)]
+
+    def log_probs(self, padded: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The export's CTC log-probabilities [batch, frames, classes] and true frames [batch]."""
         outputs = self.published.signatures["audio_log_probs"](audio=padded, audio_length=lengths)
-        log_probs, frames = outputs["log_probs"].numpy(), outputs["output_lengths"].numpy()
-        return [self._beam.words(log_probs[i, :n], self.seconds_per_frame) for i, n in enumerate(frames)]
+        return outputs["log_probs"].numpy(), outputs["output_lengths"].numpy()
 
     def _result(self, item: _Pending) -> Transcript:
         words = tuple(sorted(item.words, key=lambda w: w.start))

@@ -1,4 +1,5 @@
-"""Tune an exported tagger's smoothing on dev audio, and ship the choice with the export.
+"""Tune an exported model's post-processing on dev audio, and ship the choice with it:
+a tagger's smoothing, a transcriber's grammar weights (`tune_grammar`).
 
 The posteriors -> segments step (median filter, hysteresis, minimum segment and gap,
 `segments.SmoothingOptions`) suits one model and not another: a sharp model loses its
@@ -21,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from speechseq import evaluate, metrics, segments
+from speechseq import decoding, evaluate, metrics, segments
 from speechseq.corpora import Utterance
 from speechseq.errors import SpeechseqError
 from speechseq.files import write_text
+from speechseq.grammar import Grammar, GrammarOptions
 from speechseq.segments import SMOOTHING_FILE, SmoothingOptions
 
 GRID = {
@@ -102,3 +104,55 @@ def write(tuned: Tuned, version_folder: str | Path, tuned_on: str) -> Path:
         write_text(card_file, json.dumps(card | {"smoothing": summary}, indent=2) + "\n")
     return assets / SMOOTHING_FILE
 
+
+
+# ---- a transcriber's grammar weights ---------------------------------------------------
+
+GRAMMAR_GRID = {"alpha": (0.0, 0.5, 1.0, 2.0), "beta": (-2.0, -1.0, 0.0, 1.0, 2.0, 4.0)}
+
+
+@dataclasses.dataclass(frozen=True)
+class TunedGrammar:
+    options: GrammarOptions
+    dev: dict  # its WER and CER on the dev utterances
+    dev_with_defaults: dict  # the same with `GrammarOptions()`
+    dev_greedy: dict  # the export's greedy decoding, for comparison
+    utterances: int
+    candidates: int
+
+
+def tune_grammar(model, utterances: Sequence[Utterance], words: Grammar) -> TunedGrammar:
+    """The grammar weights (`GRAMMAR_GRID`) with the lowest WER (then CER) of exported
+    transcriber `model` decoding only `words`, on `utterances`. Each file runs through the
+    model once; every candidate decodes the same log-probabilities. Defaults win ties."""
+    from speechseq import audio
+    from speechseq.grammar import GrammarDecoder
+    from speechseq.transcribe import Transcriber
+
+    if not utterances:
+        raise SpeechseqError("tuning a grammar needs dev utterances with transcripts")
+    transcriber = Transcriber(model)
+    vocabulary = transcriber.vocabulary
+    references = [vocabulary.normalize(u.text) for u in utterances]
+    scored_outputs = []
+    for utterance in utterances:
+        waveform = audio.load(utterance.audio, transcriber.sample_rate)
+        log_probs, frames = transcriber.log_probs(waveform[np.newaxis], np.array([waveform.size], np.int32))
+        scored_outputs.append(log_probs[0, : int(frames[0])])
+
+    def rates(hypotheses: list[str]) -> dict:
+        return {"wer": round(metrics.word_error_rate(references, hypotheses), 4),
+                "cer": round(metrics.character_error_rate(references, hypotheses), 4)}
+
+    def score(options: GrammarOptions) -> dict:
+        decoder = GrammarDecoder(vocabulary, words, options)
+        return rates([" ".join(w.text for w in decoder.words(lp, transcriber.seconds_per_frame))
+                      for lp in scored_outputs])
+
+    greedy = rates([" ".join(vocabulary.decode(ids).split()) for ids in
+                    (decoding.ctc_greedy(lp[np.newaxis], [len(lp)])[0] for lp in scored_outputs)])
+    options = list(dict.fromkeys([GrammarOptions()] + [GrammarOptions(*values)
+                                                        for values in itertools.product(*GRAMMAR_GRID.values())]))
+    scored = [(score(candidate), candidate) for candidate in options]
+    best_score, best = min(scored, key=lambda pair: (pair[0]["wer"], pair[0]["cer"]))  # first wins ties
+    return TunedGrammar(best, best_score, scored[0][0], greedy, len(utterances), len(options))
