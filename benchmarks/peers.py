@@ -1,19 +1,23 @@
-"""speechseq's shipped digits model against PocketSphinx, side by side, in one run.
+"""speechseq's digit recognisers against PocketSphinx, side by side, in one run.
 
     .venv/bin/pip install -e '.[peers]'
-    .venv/bin/python benchmarks/peers.py [--long-minutes 10] [--utterances N] [--results FILE]
+    .venv/bin/python benchmarks/peers.py [--model saved_models/digits ...] [--long-minutes 10]
+                                         [--utterances N] [--results FILE]
 
 PocketSphinx (PyPI `pocketsphinx`, its bundled en-us acoustic model) is restricted
-to the ten digit words by a JSGF grammar (`<digit>+`), so both systems choose among
-the same words. Both read the same 16 kHz audio: FSDD connected digits of lucas
-(neither system trained on him), the test takes of the four FSDD speakers the
-shipped model was trained on (`--utterances` caps each set), and one 10-minute file
-(`--long-minutes`) of lucas's utterances joined with 0.5 s pauses (PocketSphinx
-cuts it at pauses with its own `Segmenter` first).
-WER (jiwer) and real-time factor (decoding only: each system is
-loaded first; one process, 2 cores for speechseq's TensorFlow, one thread for
-PocketSphinx). Results are appended to benchmarks/RESULTS.md (or `--results FILE`)
-with the machine.
+to the digit words by a JSGF grammar (`<digit>+`). Each speechseq model (`--model`,
+repeatable: a digits export, or a general English one) runs twice: greedy in its graph,
+and decoding only the digit words (`grammar.GrammarDecoder` with
+pipelines/grammars/digits.txt: the export's own grammar and weights if it ships one,
+else that list with default weights), so both systems choose among the same words.
+Sets (pipelines/digit_sets.py): FSDD connected digits of lucas and the all-digit
+prompts of the held-out speechocean762 test speakers (no system trained on either), the
+test takes of the four FSDD speakers the digits models trained on (`--utterances` caps
+each set), and one 10-minute file (`--long-minutes`) of lucas's utterances joined with
+0.5 s pauses (PocketSphinx cuts it at pauses with its own `Segmenter` first).
+WER and CER (jiwer) and real-time factor (decoding only: each system is loaded first;
+one process, 2 cores for speechseq's TensorFlow, one thread for PocketSphinx). Results
+are appended to benchmarks/RESULTS.md (or `--results FILE`) with the machine.
 """
 
 from __future__ import annotations
@@ -28,17 +32,18 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "pipelines"))
 
+import digit_sets  # noqa: E402
 from features import RESULTS, machine  # noqa: E402
 
-from speechseq import audio, corpora, export, metrics  # noqa: E402
-from speechseq.corpora import DigitSequenceOptions  # noqa: E402
+from speechseq import audio, corpora, export, grammar, metrics  # noqa: E402
 from speechseq.text import DIGIT_WORDS  # noqa: E402
-from speechseq.transcribe import Transcriber  # noqa: E402
+from speechseq.transcribe import Transcriber, TranscriberOptions  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-FSDD = ROOT.parent / "shared" / "data" / "fsdd"
+DIGITS_GRAMMAR = ROOT / "pipelines" / "grammars" / "digits.txt"
 GRAMMAR = (
     "#JSGF V1.0;\ngrammar digits;\npublic <digits> = <digit>+;\n"
     f"<digit> = {' | '.join(DIGIT_WORDS)};\n"
@@ -80,62 +85,84 @@ def measure(name: str, transcribe_all, waveforms: list[np.ndarray], references: 
     seconds = time.perf_counter() - started
     audio_seconds = sum(w.size for w in waveforms) / audio.SAMPLE_RATE
     return {"system": name, "wer": metrics.word_error_rate(references, hypotheses),
+            "cer": metrics.character_error_rate(references, hypotheses),
             "rtf": seconds / audio_seconds, "audio_minutes": audio_seconds / 60}
+
+
+def speechseq_systems(model: str) -> dict:
+    """A model greedy, and decoding the digit words only (its own grammar if it ships one)."""
+    version = export.resolve_version(model)
+    label = f"speechseq {version.parent.name}/{version.name}"
+    shipped = grammar.shipped(version)
+    greedy = Transcriber(model, TranscriberOptions(shipped_grammar=False))
+    digits = Transcriber(model, TranscriberOptions(grammar=None if shipped else grammar.Grammar.read(DIGITS_GRAMMAR)))
+    weights = f"alpha {shipped[1].alpha:g}, beta {shipped[1].beta:g}" if shipped else "default weights"
+    return {
+        f"{label} greedy": lambda waves: [r.text for r in greedy.transcribe_arrays(waves)],
+        f"{label} + digit grammar ({'shipped' if shipped else 'given'}, {weights})":
+            lambda waves: [r.text for r in digits.transcribe_arrays(waves)],
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(ROOT / "saved_models" / "digits"))
-    parser.add_argument("--long-minutes", type=float, default=10.0, help="length of the long file")
+    parser.add_argument("--model", action="append", help="export to compare (repeatable; default saved_models/digits)")
+    parser.add_argument("--long-minutes", type=float, default=10.0, help="length of the long file (0: none)")
     parser.add_argument("--utterances", type=int, help="at most this many utterances per short set (default: all)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="markdown file the section is appended to")
     args = parser.parse_args()
+    models = args.model or [str(ROOT / "saved_models" / "digits")]
 
-    corpus = ROOT / "work" / "digits-lucas"
-    if not (corpus / "held_out.jsonl").exists():
-        corpora.connected_digits(FSDD, corpus, DigitSequenceOptions(held_out_speaker="lucas"))
-    lucas = corpora.read_manifest(corpus / "held_out.jsonl")[: args.utterances]
-    known = corpora.read_manifest(corpus / "test.jsonl")[: args.utterances]
-    pause = np.zeros(audio.SAMPLE_RATE // 2, np.float32)
-    long_pieces, long_text, seconds = [], [], 0.0
-    lucas_again = itertools.cycle(lucas)  # stop at the length asked, not at the end of a pass
-    while seconds < args.long_minutes * 60:
-        utterance = next(lucas_again)
-        long_pieces += [audio.load(utterance.audio), pause]
-        long_text.append(utterance.text)
-        seconds += (long_pieces[-2].size + pause.size) / audio.SAMPLE_RATE
+    manifests = digit_sets.write(ROOT / "work" / "digit-sets")
+    lucas = corpora.read_manifest(manifests["fsdd lucas"])[: args.utterances]
+    speechocean = corpora.read_manifest(manifests["speechocean762 test speakers"])[: args.utterances]
+    known = corpora.read_manifest(manifests["fsdd lucas"].parent / "test.jsonl")[: args.utterances]
+
+    def loaded(utterances):
+        return [audio.load(u.audio) for u in utterances], [u.text for u in utterances]
+
     sets = {
-        "lucas (new to both)": ([audio.load(u.audio) for u in lucas], [u.text for u in lucas]),
-        "test takes of speechseq's training speakers": ([audio.load(u.audio) for u in known], [u.text for u in known]),
-        f"one {args.long_minutes:g}-minute file of lucas": ([np.concatenate(long_pieces)], [" ".join(long_text)]),
+        "FSDD lucas (new to all)": loaded(lucas),
+        "speechocean762 test speakers' digit prompts (new to all)": loaded(speechocean),
+        "test takes of the digits models' FSDD training speakers": loaded(known),
     }
+    if args.long_minutes:
+        pause = np.zeros(audio.SAMPLE_RATE // 2, np.float32)
+        long_pieces, long_text, seconds = [], [], 0.0
+        lucas_again = itertools.cycle(lucas)  # stop at the length asked, not at the end of a pass
+        while seconds < args.long_minutes * 60:
+            utterance = next(lucas_again)
+            long_pieces += [audio.load(utterance.audio), pause]
+            long_text.append(utterance.text)
+            seconds += (long_pieces[-2].size + pause.size) / audio.SAMPLE_RATE
+        sets[f"one {args.long_minutes:g}-minute file of lucas"] = ([np.concatenate(long_pieces)], [" ".join(long_text)])
 
-    transcriber = Transcriber(args.model)
+    systems = {}
+    for model in models:
+        systems |= speechseq_systems(model)
     sphinx = PocketSphinxDigits()
-    systems = {
-        f"speechseq {Path(args.model).name}/{export.resolve_version(args.model).name} (greedy)": lambda waves: [r.text for r in transcriber.transcribe_arrays(waves)],
-        "PocketSphinx 5 en-us + digit grammar": lambda waves: [sphinx.transcribe(w) for w in waves],
-    }
+    systems["PocketSphinx 5 en-us + digit grammar"] = lambda waves: [sphinx.transcribe(w) for w in waves]
     rows = []
     for set_name, (waveforms, references) in sets.items():
         for system, run in systems.items():
-            row = measure(system, run, waveforms, references) | {"set": set_name}
+            row = measure(system, run, waveforms, references) | {"set": set_name, "utterances": len(references)}
             rows.append(row)
-            print(f"{set_name:<45} {system:<38} WER {row['wer']:.2%}  RTF {row['rtf']:.4f}")
+            print(f"{set_name:<58} {system:<70} WER {row['wer']:.2%} CER {row['cer']:.2%} RTF {row['rtf']:.4f}")
 
     lines = [
         "",
         f"### Peers: speechseq vs PocketSphinx on digits, {datetime.date.today().isoformat()}",
         "",
-        f"Command: `.venv/bin/python benchmarks/peers.py --long-minutes {args.long_minutes:g}"
+        "Command: `.venv/bin/python benchmarks/peers.py" + "".join(f" --model {m}" for m in args.model or [])
+        + f" --long-minutes {args.long_minutes:g}"
         + (f" --utterances {args.utterances}" if args.utterances else "") + f"`  \nMachine: {machine()}  \n"
         "RTF: decoding time / audio time, models loaded beforehand.",
         "",
-        "| test set | system | audio | WER | RTF |",
-        "| --- | --- | --- | --- | --- |",
+        "| test set | utterances | system | audio | WER | CER | RTF |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: |",
     ]
-    lines += [f"| {r['set']} | {r['system']} | {r['audio_minutes']:.1f} min | {r['wer']:.2%} | {r['rtf']:.4f} |"
-              for r in rows]
+    lines += [f"| {r['set']} | {r['utterances']} | {r['system']} | {r['audio_minutes']:.1f} min | {r['wer']:.2%} "
+              f"| {r['cer']:.2%} | {r['rtf']:.4f} |" for r in rows]
     with open(args.results, "a", encoding="utf-8") as file:
         file.write("\n".join(lines) + "\n")
     print(f"appended to {args.results}")

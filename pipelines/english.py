@@ -7,7 +7,8 @@
 Training data, all read English:
 - speechocean762 (DATA/speechocean762/manifest.jsonl): 125 Mandarin-L1 speakers, children
   and adults of both genders, 2,500 prompts (each read once), 2.9 h of Ogg Opus. Split by
-  speaker: the 16 TEST_SPEAKERS and 12 DEV_SPEAKERS below are held out, the other 97 train.
+  speaker: the 16 test and 12 dev speakers of pipelines/speechocean762_split.json are held
+  out, the other 97 train.
   Their `text` is the prompt, not a verbatim transcript (learners misread and skip words),
   so its WER overstates the model's errors somewhat.
 - Kathleen (DATA/kathleen/clips): one U.S. speaker, 1,261 takes of 871 CMU ARCTIC prompts
@@ -86,23 +87,10 @@ DEFAULTS = [
 
 CHILD_MAX_AGE = 12  # speechocean762's own line: children are aged 12 or under
 
-# The held-out speechocean762 speakers, chosen once by this rule (`speakers_by_rule`): group
-# the 125 speakers by gender x child/adult (f adult 45, f child 22, m adult 28, m child 30),
-# sort each group by id, let k = group size // 4; test takes positions 0, k, 2k, 3k of each
-# group (4 per group, 16 in all) and dev positions k//2, k//2 + k, k//2 + 2k (3 per group, 12).
-# Written out so a reader sees who is held out and a change of data cannot move anyone.
-TEST_SPEAKERS = (
-    "so762-0036", "so762-2089", "so762-2430", "so762-9606",  # f adult: ages 21, 20, 22, 21
-    "so762-0006", "so762-0145", "so762-3083", "so762-5218",  # f child: 6, 7, 10, 12
-    "so762-0482", "so762-1033", "so762-2242", "so762-9609",  # m adult: 28, 30, 20, 27
-    "so762-0001", "so762-0131", "so762-1439", "so762-3068",  # m child: 6, 7, 6, 9
-)
-DEV_SPEAKERS = (
-    "so762-1362", "so762-2244", "so762-7551",  # f adult: 21, 20, 13
-    "so762-0053", "so762-1044", "so762-3423",  # f child: 6, 7, 9
-    "so762-0960", "so762-1309", "so762-7001",  # m adult: 28, 31, 26
-    "so762-0054", "so762-1203", "so762-3002",  # m child: 6, 7, 9
-)
+# The held-out speechocean762 speakers, shared by every recipe that uses the corpus: see
+# the file's "about" for the rule they were chosen by (`speakers_by_rule`).
+SPEAKER_SPLIT = json.loads((ROOT / "pipelines" / "speechocean762_split.json").read_text())
+TEST_SPEAKERS, DEV_SPEAKERS = tuple(SPEAKER_SPLIT["test"]), tuple(SPEAKER_SPLIT["dev"])
 SPLITS = ("train", "dev", "test")
 
 

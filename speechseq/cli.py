@@ -549,6 +549,8 @@ def _print_warnings_as(prefix: str) -> None:
 
 # Commands that never load TensorFlow: they need no quiet start.
 WITHOUT_TENSORFLOW = {"manifest"}
+# Commands that load an export and run it on the files given, in this process only.
+RUN_EXPORTS_ONCE = {"transcribe", "tag"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -558,6 +560,10 @@ def main(argv: list[str] | None = None) -> int:
     if quiet:
         from speechseq.startup import quiet_tensorflow
     with quiet_tensorflow() if quiet else contextlib.nullcontext():
+        if args.command in RUN_EXPORTS_ONCE:
+            from speechseq.startup import skip_graph_optimization
+
+            skip_graph_optimization()
         return _run(args)
 
 

