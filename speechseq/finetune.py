@@ -91,7 +91,9 @@ def make_run(options: FinetuneOptions, directory: str | Path, overrides: Sequenc
         f"train.buckets={buckets}",
         "train.feature_cache=memory",  # many epochs over little audio: compute its features once
         f"train.early_stopping={options.early_stopping}",
-        f"train.warmup_steps={min(50, max(options.steps // 10, 10)) if options.steps else 20}",
+        # A tenth of the steps, 10 to 50; a short run (under 20 steps) warms up for half its steps,
+        # so that it reaches its peak rate at all.
+        f"train.warmup_steps={min(50, max(options.steps // 10, min(10, options.steps // 2))) if options.steps else 20}",
         f"train.seed={options.seed}",
     ]
     return runfile.load(None, settings + list(overrides), directory)
