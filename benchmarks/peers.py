@@ -94,7 +94,7 @@ def speechseq_systems(model: str) -> dict:
     version = export.resolve_version(model)
     label = f"speechseq {version.parent.name}/{version.name}"
     shipped = grammar.shipped(version)
-    greedy = Transcriber(model, TranscriberOptions(shipped_grammar=False))
+    greedy = Transcriber(model, TranscriberOptions(shipped_decoding=False))
     digits = Transcriber(model, TranscriberOptions(grammar=None if shipped else grammar.Grammar.read(DIGITS_GRAMMAR)))
     weights = f"alpha {shipped[1].alpha:g}, beta {shipped[1].beta:g}" if shipped else "default weights"
     return {

@@ -105,6 +105,10 @@ def cmd_export(args) -> int:
 
     if args.tune_grammar and not args.grammar:
         raise SpeechseqError("--tune-grammar tunes the weights of --grammar: give the word list too")
+    if args.tune_lm and not args.lm_from:
+        raise SpeechseqError("--tune-lm tunes the weights of --lm-from: give the texts too")
+    if args.grammar and args.lm_from:
+        raise SpeechseqError("ship --grammar (a closed word list) or --lm-from (an open n-gram model), not both")
     trained = export.load_trained(args.model)
     card = _card(args.card) if args.card else None
     checked: dict = {}
@@ -124,8 +128,12 @@ def cmd_export(args) -> int:
             if not result.ok:
                 raise export.ExportError(f"the export fails verification, nothing was published: {result.problems()}")
             checked["signatures"] = serving.describe(staging)
+        if (args.grammar or args.lm_from) and trained.task != "ctc":
+            raise SpeechseqError("--grammar and --lm-from are for transcription models; this one tags frames")
         if args.grammar:
             _ship_grammar(args, trained, staging, checked)
+        if args.lm_from:
+            _ship_language_model(args, trained, staging, checked)
         if args.tune_smoothing:
             if trained.task != "frames":
                 raise SpeechseqError("--tune-smoothing is for frame tagging models; this one transcribes")
@@ -147,8 +155,8 @@ def cmd_export(args) -> int:
         print(f"smoothing tuned on {tuned.utterances} dev utterances ({tuned.candidates} candidates): "
               f"{tuned.smoothing}; frame F1 {tuned.dev_with_defaults['frame_f1']:.3f} -> {tuned.dev['frame_f1']:.3f}, "
               f"segment F1 {tuned.dev_with_defaults['segment_f1']:.3f} -> {tuned.dev['segment_f1']:.3f}")
-    if "grammar" in checked:
-        print(checked["grammar"])
+    if "decoding" in checked:
+        print(checked["decoding"])
     if "request" in checked:
         request = target / "assets.extra" / checked["request"]
         print(f"serve it: docker run -p 8501:8501 -v {args.out.resolve()}:/models/{args.out.name} "
@@ -162,22 +170,53 @@ def _ship_grammar(args, trained, staging: Path, checked: dict) -> None:
     """--grammar (and --tune-grammar): the word list transcription decodes with by default."""
     from speechseq import grammar, tuning
 
-    if trained.task != "ctc":
-        raise SpeechseqError("--grammar is for transcription models; this one tags frames")
     words = grammar.Grammar.read(args.grammar)
     if not args.tune_grammar:
         grammar.ship(staging, words, grammar.GrammarOptions(), {"source": args.grammar.name})
-        checked["grammar"] = f"grammar: {len(words.words)} words from {args.grammar.name}, default weights"
+        checked["decoding"] = f"grammar: {len(words.words)} words from {args.grammar.name}, default weights"
         return
     tuned = tuning.tune_grammar(staging, corpora.read_manifest(args.tune_grammar), words)
-    grammar.ship(staging, words, tuned.options, {
-        "source": args.grammar.name, "tuned_on": args.tune_grammar.name, "utterances": tuned.utterances,
-        "candidates": tuned.candidates, "dev": tuned.dev, "dev_with_defaults": tuned.dev_with_defaults,
-        "dev_greedy": tuned.dev_greedy})
-    checked["grammar"] = (
-        f"grammar: {len(words.words)} words from {args.grammar.name}, weights tuned on {tuned.utterances} dev "
-        f"utterances ({tuned.candidates} candidates): alpha {tuned.options.alpha:g}, beta {tuned.options.beta:g}; "
-        f"dev WER greedy {tuned.dev_greedy['wer']:.2%} -> {tuned.dev['wer']:.2%} with the grammar")
+    grammar.ship(staging, words, grammar.GrammarOptions(tuned.alpha, tuned.beta),
+                 {"source": args.grammar.name, **tuned.about(args.tune_grammar.name)})
+    checked["decoding"] = f"grammar: {len(words.words)} words from {args.grammar.name}, " + _tuned(tuned)
+
+
+def _ship_language_model(args, trained, staging: Path, checked: dict) -> None:
+    """--lm-from (and --tune-lm): an n-gram model of these texts, for beam search by default."""
+    from speechseq import language_model, tuning
+    from speechseq.decoding import BeamOptions
+
+    source = args.lm_from
+    if source.suffix == ".jsonl":
+        texts = [trained.classes.normalize(u.text) for u in corpora.read_manifest(source)]
+    else:
+        texts = [trained.classes.normalize(line) for line in _read_text(source).splitlines()]
+    texts = list(dict.fromkeys(t for t in texts if t))  # each sentence once: takes of one prompt are one text
+    arpa = language_model.build_arpa(texts, staging / "lm-building.arpa", order=args.lm_order)
+    about = {"built_from": source.name, "sentences": len(texts), "order": args.lm_order,
+             "estimate": "arpabo, Kneser-Ney back-off"}
+    if args.tune_lm:
+        tuned = tuning.tune_language_model(staging, corpora.read_manifest(args.tune_lm), str(arpa))
+        options = BeamOptions(alpha=tuned.alpha, beta=tuned.beta)
+        about |= tuned.about(args.tune_lm.name)
+        checked["decoding"] = f"language model: order {args.lm_order} from {len(texts)} sentences, " + _tuned(tuned)
+    else:
+        options = BeamOptions()
+        checked["decoding"] = f"language model: order {args.lm_order} from {len(texts)} sentences, default weights"
+    language_model.ship(staging, arpa, options, about)
+    arpa.unlink()
+
+
+def _tuned(tuned) -> str:
+    return (f"weights tuned on {tuned.utterances} dev utterances ({tuned.candidates} candidates): alpha "
+            f"{tuned.alpha:g}, beta {tuned.beta:g}; dev WER greedy {tuned.dev_greedy['wer']:.2%} -> {tuned.dev['wer']:.2%}")
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SpeechseqError(f"{path}: not a UTF-8 text file") from None
 
 
 def _card(path: Path) -> dict:
@@ -250,7 +289,7 @@ def cmd_transcribe(args) -> int:
               file=sys.stderr)
         paths, outputs, pictures = ([items[i] for i in todo] for items in (paths, outputs, pictures))
     transcriber = Transcriber(args.model, TranscriberOptions(
-        batch_size=args.batch_size, beam=beam, grammar=words, grammar_options=weights, shipped_grammar=not args.no_lm))
+        batch_size=args.batch_size, beam=beam, grammar=words, grammar_options=weights, shipped_decoding=not args.no_lm))
     failures = 0
     progress = tqdm(total=len(paths), unit="file", disable=None if len(paths) > 1 else True, file=sys.stderr)
     for path, output, picture, result in zip(paths, outputs, pictures, transcriber.transcribe_files(paths)):
@@ -454,6 +493,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="transcription models: ship this word or phrase list; transcribe decodes with it by default")
     export.add_argument("--tune-grammar", type=Path, metavar="DEV.jsonl",
                         help="with --grammar: pick its weights (alpha, beta) on these utterances")
+    export.add_argument("--lm-from", type=Path, metavar="TEXTS",
+                        help="transcription models: ship an n-gram model of these texts (a manifest's, or one "
+                        "sentence per line); transcribe beam-searches with it by default")
+    export.add_argument("--lm-order", type=int, default=3, help="with --lm-from: the n of the n-grams")
+    export.add_argument("--tune-lm", type=Path, metavar="DEV.jsonl",
+                        help="with --lm-from: pick its weights (alpha, beta) on these utterances")
     export.set_defaults(run=cmd_export)
 
     transcribe = commands.add_parser("transcribe", help="transcribe audio files with an exported model")
@@ -470,7 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--grammar", type=Path, metavar="FILE",
                             help="decode only these words or phrases (one per line; any sequence of them)")
     transcribe.add_argument("--no-lm", action="store_true",
-                            help="greedy decoding in the graph, ignoring the word list the export ships")
+                            help="greedy decoding in the graph, ignoring the word list or language model the export ships")
     transcribe.add_argument("--plot", type=Path, help="PNG: spectrogram with each word's span")
     transcribe.add_argument("--resume", action="store_true",
                             help="with --out: skip inputs whose output exists (outputs are written whole or not at all)")

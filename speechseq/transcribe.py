@@ -14,15 +14,19 @@ as long as it is shorter than half the overlap.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import logging
 import os
 from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from speechseq import audio, decoding, grammar
+from speechseq import audio, decoding, grammar, language_model
 from speechseq.decoding import BeamOptions, Word
 from speechseq.errors import SpeechseqError
 from speechseq.grammar import Grammar, GrammarOptions
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,8 +39,10 @@ class TranscriberOptions:
     beam: BeamOptions | None = None  # beam search (pyctcdecode), optionally with a KenLM model
     grammar: Grammar | None = None  # decode only these words or phrases (`grammar.GrammarDecoder`)
     grammar_options: GrammarOptions | None = None  # its weights; None: the export's tuned ones
-    shipped_grammar: bool = True  # no beam or grammar given: use the export's own word list if it has one
-    # With none of these, greedy decoding inside the exported graph.
+    # No beam or grammar given: decode as the export says, with the word list or language
+    # model it ships (`grammar.shipped`, `language_model.shipped`); False, or an export
+    # that ships neither: greedy decoding inside the exported graph.
+    shipped_decoding: bool = True
 
     def __post_init__(self):
         if not 0 <= 2 * self.overlap_seconds < self.window_seconds:
@@ -113,12 +119,18 @@ class Transcriber:
         """Beam search or grammar decoding on the exported log-probabilities; None = greedy in the graph."""
         if options.beam:
             return decoding.BeamSearch(self.vocabulary, options.beam)
-        shipped = grammar.shipped(self.published.folder) if options.shipped_grammar or options.grammar else None
+        folder = self.published.folder
+        shipped = grammar.shipped(folder) if options.shipped_decoding or options.grammar else None
         words = options.grammar or (shipped[0] if shipped else None)
-        if words is None:
+        if words is not None:
+            weights = options.grammar_options or (shipped[1] if shipped else GrammarOptions())
+            return grammar.GrammarDecoder(self.vocabulary, words, weights)
+        beam = language_model.shipped(folder) if options.shipped_decoding else None
+        if beam and importlib.util.find_spec("kenlm") is None:
+            log.warning("%s ships a language model, which needs the kenlm package (pip install 'speechseq[lm]'): "
+                        "decoding greedily without it", folder)
             return None
-        weights = options.grammar_options or (shipped[1] if shipped else GrammarOptions())
-        return grammar.GrammarDecoder(self.vocabulary, words, weights)
+        return decoding.BeamSearch(self.vocabulary, beam) if beam else None
 
     @property
     def decoding(self) -> str:

@@ -106,56 +106,83 @@ def write(tuned: Tuned, version_folder: str | Path, tuned_on: str) -> Path:
 
 
 
-# ---- a transcriber's grammar weights ---------------------------------------------------
+# ---- a transcriber's decoding weights: a grammar's, a language model's ----------------
 
 GRAMMAR_GRID = {"alpha": (0.0, 0.5, 1.0, 2.0, 4.0), "beta": (-6.0, -4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0)}
+LM_GRID = {"alpha": (0.0, 0.25, 0.5, 0.75, 1.0, 1.5), "beta": (0.0, 0.5, 1.0, 2.0, 3.0)}
 
 
 @dataclasses.dataclass(frozen=True)
-class TunedGrammar:
-    options: GrammarOptions
-    dev: dict  # its WER and CER on the dev utterances
-    dev_with_defaults: dict  # the same with `GrammarOptions()`
+class TunedWeights:
+    alpha: float
+    beta: float
+    dev: dict  # WER and CER with these weights on the dev utterances
+    dev_with_defaults: dict  # the same with the decoder's default weights
     dev_greedy: dict  # the export's greedy decoding, for comparison
     utterances: int
     candidates: int
 
+    def about(self, tuned_on: str) -> dict:
+        """What an export ships beside the weights (`grammar.ship`, `language_model.ship`)."""
+        return {"tuned_on": tuned_on, "utterances": self.utterances, "candidates": self.candidates,
+                "dev": self.dev, "dev_with_defaults": self.dev_with_defaults, "dev_greedy": self.dev_greedy}
 
-def tune_grammar(model, utterances: Sequence[Utterance], words: Grammar) -> TunedGrammar:
-    """The grammar weights (`GRAMMAR_GRID`) with the lowest WER of exported
-    transcriber `model` decoding only `words`, on `utterances`. Each file runs through the
-    model once; every candidate decodes the same log-probabilities. Defaults win ties."""
+
+def _tune_weights(model, utterances: Sequence[Utterance], grid: dict, defaults, decoder_for) -> TunedWeights:
+    """The (alpha, beta) of `grid` with the lowest dev WER for the decoders
+    `decoder_for(vocabulary, alpha, beta)` makes. Each file runs through the exported model once; every candidate decodes
+    the same log-probabilities. Candidates nearest the defaults come first and the first
+    of equal WERs wins: on a small dev set the WER ties often, and a tie is no reason to
+    move the weights far."""
     from speechseq import audio
-    from speechseq.grammar import GrammarDecoder
-    from speechseq.transcribe import Transcriber
+    from speechseq.transcribe import Transcriber, TranscriberOptions
 
     if not utterances:
-        raise SpeechseqError("tuning a grammar needs dev utterances with transcripts")
-    transcriber = Transcriber(model)
+        raise SpeechseqError("tuning decoding weights needs dev utterances with transcripts")
+    transcriber = Transcriber(model, TranscriberOptions(shipped_decoding=False))
     vocabulary = transcriber.vocabulary
     references = [vocabulary.normalize(u.text) for u in utterances]
-    scored_outputs = []
+    outputs = []
     for utterance in utterances:
         waveform = audio.load(utterance.audio, transcriber.sample_rate)
         log_probs, frames = transcriber.log_probs(waveform[np.newaxis], np.array([waveform.size], np.int32))
-        scored_outputs.append(log_probs[0, : int(frames[0])])
+        outputs.append(log_probs[0, : int(frames[0])])
 
     def rates(hypotheses: list[str]) -> dict:
         return {"wer": round(metrics.word_error_rate(references, hypotheses), 4),
                 "cer": round(metrics.character_error_rate(references, hypotheses), 4)}
 
-    def score(options: GrammarOptions) -> dict:
-        decoder = GrammarDecoder(vocabulary, words, options)
-        return rates([" ".join(w.text for w in decoder.words(lp, transcriber.seconds_per_frame))
-                      for lp in scored_outputs])
+    def score(alpha: float, beta: float) -> dict:
+        decoder = decoder_for(vocabulary, alpha, beta)
+        return rates([" ".join(w.text for w in decoder.words(lp, transcriber.seconds_per_frame)) for lp in outputs])
 
     greedy = rates([" ".join(vocabulary.decode(ids).split()) for ids in
-                    (decoding.ctc_greedy(lp[np.newaxis], [len(lp)])[0] for lp in scored_outputs)])
-    # Nearest the defaults first, and the first of equal WERs wins: on a small dev set
-    # the WER ties often, and a tie is no reason to move the weights far.
+                    (decoding.ctc_greedy(lp[np.newaxis], [len(lp)])[0] for lp in outputs)])
+    candidates = sorted(set(itertools.product(grid["alpha"], grid["beta"])) | {defaults},
+                        key=lambda ab: (abs(ab[0] - defaults[0]) + abs(ab[1] - defaults[1]), ab))
+    scored = [(score(*candidate), candidate) for candidate in candidates]
+    best_score, (alpha, beta) = min(scored, key=lambda pair: pair[0]["wer"])
+    return TunedWeights(alpha, beta, best_score, scored[0][0], greedy, len(utterances), len(candidates))
+
+
+def tune_grammar(model, utterances: Sequence[Utterance], words: Grammar) -> TunedWeights:
+    """The grammar weights (`GRAMMAR_GRID`) with the lowest WER of exported transcriber
+    `model` decoding only `words`, on `utterances`."""
+    from speechseq.grammar import GrammarDecoder
+
     defaults = GrammarOptions()
-    options = sorted({GrammarOptions(*values) for values in itertools.product(*GRAMMAR_GRID.values())} | {defaults},
-                     key=lambda o: (abs(o.alpha - defaults.alpha) + abs(o.beta - defaults.beta), o.alpha, o.beta))
-    scored = [(score(candidate), candidate) for candidate in options]
-    best_score, best = min(scored, key=lambda pair: pair[0]["wer"])
-    return TunedGrammar(best, best_score, scored[0][0], greedy, len(utterances), len(options))
+    return _tune_weights(model, utterances, GRAMMAR_GRID, (defaults.alpha, defaults.beta),
+                         lambda vocabulary, alpha, beta: GrammarDecoder(vocabulary, words, GrammarOptions(alpha, beta)))
+
+
+def tune_language_model(model, utterances: Sequence[Utterance], arpa: str, beam_width: int = 32) -> TunedWeights:
+    """The language model weights (`LM_GRID`) with the lowest WER of exported transcriber
+    `model` beam-searching with KenLM model `arpa`, on `utterances`."""
+    from speechseq.decoding import BeamOptions, BeamSearch
+
+    defaults = BeamOptions()
+
+    def beam_search(vocabulary, alpha: float, beta: float) -> BeamSearch:
+        return BeamSearch(vocabulary, BeamOptions(beam_width=beam_width, lm=arpa, alpha=alpha, beta=beta))
+
+    return _tune_weights(model, utterances, LM_GRID, (defaults.alpha, defaults.beta), beam_search)

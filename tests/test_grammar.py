@@ -22,7 +22,7 @@ from speechseq.transcribe import Transcriber, TranscriberOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS_MODEL = ROOT / "saved_models" / "digits" / "4"  # ships the digit grammar
-GREEDY = TranscriberOptions(shipped_grammar=False)
+GREEDY = TranscriberOptions(shipped_decoding=False)
 DIGITS_GRAMMAR = ROOT / "pipelines" / "grammars" / "digits.txt"
 VOCABULARY = Vocabulary(digits_as_words=True)
 
@@ -172,7 +172,7 @@ def test_an_export_ships_a_tuned_grammar_and_transcribes_with_it_by_default(luca
     assert summary["dev"]["wer"] <= summary["dev_with_defaults"]["wer"] <= summary["dev_greedy"]["wer"]
     assert json.loads((assets / "model_card.json").read_text())["grammar"]["alpha"] == summary["alpha"]
     assert Transcriber(out).decoding == "grammar"
-    assert Transcriber(out, TranscriberOptions(shipped_grammar=False)).decoding == "greedy"
+    assert Transcriber(out, TranscriberOptions(shipped_decoding=False)).decoding == "greedy"
     assert Transcriber(out, TranscriberOptions(beam=BeamOptions(beam_width=4))).decoding == "beam"
 
     # The command line: the shipped grammar by default, --no-lm for the greedy graph.

@@ -1,0 +1,97 @@
+"""n-gram language models for beam search: built from a model's training text, shipped with its export.
+
+    build_arpa(sentences, "lm.arpa", order=3)              # arpabo's estimate, KenLM's layout
+    ship(version_folder, "lm.arpa", BeamOptions(alpha=0.5, beta=1.0), about={...})
+    options = shipped(version_folder)                      # BeamOptions with the shipped LM, or None
+
+The estimate is arpabo's (Kneser-Ney or Good-Turing back-off, pure Python, by the author
+of CMU Sphinx's own arpabo). Its ARPA file differs from what KenLM (and so pyctcdecode)
+reads in layout only: a comment line before `\\data\\` and spaces where KenLM wants tabs
+between an n-gram's log-probability, its words and its back-off. `build_arpa` writes
+the same numbers in KenLM's layout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+from speechseq.decoding import BeamOptions
+from speechseq.errors import SpeechseqError
+from speechseq.files import write_text
+
+LM_FILE, SETTINGS_FILE = "lm.arpa", "lm.json"
+_SECTION = re.compile(r"^\\(\d+)-grams:$")
+
+
+class LanguageModelError(SpeechseqError):
+    """Text an n-gram model cannot be built from."""
+
+
+def build_arpa(sentences: Iterable[str], path: str | os.PathLike, order: int = 3,
+               smoothing: str = "kneser_ney") -> Path:
+    """An ARPA n-gram model of `sentences` (one string each, words split at spaces)."""
+    from arpabo import ArpaBoLM
+
+    lines = [" ".join(sentence.split()) for sentence in sentences]
+    lines = [line for line in lines if line]
+    if not lines:
+        raise LanguageModelError("no words to build a language model from")
+    model = ArpaBoLM(max_order=order, smoothing_method=smoothing, unicode_norm=False)
+    model.read_corpus(io.StringIO("\n".join(lines) + "\n"))
+    model.compute()
+    written = io.StringIO()
+    model.write(written)
+    write_text(Path(path), kenlm_layout(written.getvalue()))
+    return Path(path)
+
+
+def kenlm_layout(arpa: str) -> str:
+    """An ARPA text with what precedes `\\data\\` dropped and each n-gram line tab-separated
+    (log-probability, the n words, the back-off if any), as KenLM requires."""
+    start = arpa.find("\\data\\")
+    if start < 0:
+        raise LanguageModelError("not an ARPA model: no \\data\\ section")
+    out, order = [], 0
+    for line in arpa[start:].splitlines():
+        section = _SECTION.match(line.strip())
+        if section:
+            order = int(section.group(1))
+        elif line.startswith("\\"):
+            order = 0
+        elif order and line.strip():
+            fields = line.split()
+            line = "\t".join([fields[0], " ".join(fields[1:order + 1]), *fields[order + 1:]])
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def ship(version_folder: str | os.PathLike, arpa: str | os.PathLike, options: BeamOptions, about: dict) -> None:
+    """Put the model `arpa` into an export (before it is published): transcription with the
+    export then beam-searches with it by default. `about` goes beside the weights and into
+    the model card."""
+    assets = Path(version_folder) / "assets"
+    shutil.copyfile(arpa, assets / LM_FILE)
+    settings = {"file": LM_FILE, "beam_width": options.beam_width, "alpha": options.alpha,
+                "beta": options.beta, **about}
+    write_text(assets / SETTINGS_FILE, json.dumps(settings, indent=2) + "\n")
+    card_file = assets / "model_card.json"
+    if card_file.exists():
+        card = json.loads(card_file.read_text())
+        write_text(card_file, json.dumps(card | {"language_model": settings}, indent=2) + "\n")
+
+
+def shipped(version_folder: str | os.PathLike) -> BeamOptions | None:
+    """Beam search with the export's own language model and weights, or None if it ships none."""
+    assets = Path(version_folder) / "assets"
+    if not (assets / SETTINGS_FILE).exists():
+        return None
+    settings = json.loads((assets / SETTINGS_FILE).read_text())
+    return dataclasses.replace(BeamOptions(), lm=str(assets / settings["file"]), beam_width=int(settings["beam_width"]),
+                               alpha=float(settings["alpha"]), beta=float(settings["beta"]))
