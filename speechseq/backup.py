@@ -42,3 +42,23 @@ def _readable(weights: Path) -> bool:
         return True
     except (OSError, RuntimeError, KeyError):
         return False
+
+
+class _RestoreOnly(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore that resumes from a backup but never writes or removes one."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        pass
+
+    def on_train_batch_end(self, batch, logs=None):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
+
+
+def restore_only(folder: Path) -> keras.callbacks.BackupAndRestore:
+    """A multi-worker run's other workers: they resume from the chief's backup in `folder`
+    (one shared run directory) and leave writing it to the chief. Their model's weights
+    equal the chief's after every step, so they have nothing of their own to keep."""
+    return _RestoreOnly(str(folder), double_checkpoint=True)

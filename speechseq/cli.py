@@ -87,11 +87,11 @@ def cmd_features(args) -> int:
 
 def cmd_train(args) -> int:
     """Train a model from a run file; re-running the same command resumes."""
-    from speechseq import runfile, train
+    from speechseq import distribution, runfile, train
 
     run = runfile.load(args.config, args.set or [], args.out)
     try:
-        train.fit(run)
+        train.fit(run, strategy=distribution.choose_strategy(run.train.distribution))
     except KeyboardInterrupt:
         print(f"\ninterrupted: run the same command again to resume from {args.out}/backup", file=sys.stderr)
         return 130
@@ -392,7 +392,7 @@ def cmd_tag(args) -> int:
 
 def cmd_finetune(args) -> int:
     """Fine-tune a model on new recordings; print and save the before/after table."""
-    from speechseq import finetune
+    from speechseq import distribution, finetune
 
     options = finetune.FinetuneOptions(
         source=str(args.source), manifest=str(args.manifest), dev=str(args.dev or ""),
@@ -401,11 +401,14 @@ def cmd_finetune(args) -> int:
         replay_ratio=args.replay_ratio, early_stopping=args.early_stopping,
     )
     run = finetune.make_run(options, args.out, args.set or [])
+    strategy = distribution.choose_strategy(run.train.distribution)
     try:
-        finetune.fit(run)
+        finetune.fit(run, strategy=strategy)
     except KeyboardInterrupt:
         print(f"\ninterrupted: run the same command again to resume from {args.out}/backup", file=sys.stderr)
         return 130
+    if not distribution.Placement.of(strategy).chief:  # the chief reports, for all workers
+        return 0
     test_sets = dict(item.split("=", 1) for item in args.test or [])
     if args.dev and not test_sets:
         test_sets = {"new speaker (dev)": str(args.dev)}

@@ -65,8 +65,24 @@ class Trained:
         return task_of(self.classes)
 
 
-def load_trained(path: str | os.PathLike) -> Trained:
-    """A run directory, a `.keras` file in one, or an export version folder -> `Trained`.
+@dataclasses.dataclass(frozen=True)
+class TrainedFiles:
+    """Where a trained model lies and what it was trained with, read without building it
+    (a model built outside a distribution strategy's scope cannot train inside it)."""
+
+    keras_path: Path
+    classes: Vocabulary | TagSet
+    features: FeatureConfig
+    settings: dict  # run.json
+    folder: Path
+
+    @property
+    def task(self) -> str:
+        return task_of(self.classes)
+
+
+def trained_files(path: str | os.PathLike) -> TrainedFiles:
+    """A run directory, a `.keras` file in one, or an export version folder -> its files.
 
     A run directory gives its best model by dev WER (its final one if it has no best);
     an export gives the Keras model stored beside its graph.
@@ -84,13 +100,20 @@ def load_trained(path: str | os.PathLike) -> Trained:
     for needed in ("features.json", "run.json"):
         if not (folder / needed).exists():
             raise ExportError(f"{path}: {folder / needed} is missing: not a speechseq run directory")
+    return TrainedFiles(keras_path, load_classes(folder), FeatureConfig.load(folder / "features.json"),
+                        json.loads((folder / "run.json").read_text()), folder)
+
+
+def load_trained(path: str | os.PathLike) -> Trained:
+    """`trained_files(path)` with its Keras model loaded."""
+    files = trained_files(path)
     return Trained(
-        model=models.load_model(keras_path, compile=False),  # inference; training recompiles
-        classes=load_classes(folder),
-        features=FeatureConfig.load(folder / "features.json"),
-        settings=json.loads((folder / "run.json").read_text()),
-        keras_path=keras_path,
-        folder=folder,
+        model=models.load_model(files.keras_path, compile=False),  # inference; training recompiles
+        classes=files.classes,
+        features=files.features,
+        settings=files.settings,
+        keras_path=files.keras_path,
+        folder=files.folder,
     )
 
 

@@ -58,10 +58,11 @@ def resolve_source(source: str | Path) -> Path:
 
 
 def make_run(options: FinetuneOptions, directory: str | Path, overrides: Sequence[str] = ()) -> train.Run:
-    """The fine-tuning run's settings: the source's features and encoder, the new data."""
+    """The fine-tuning run's settings: the source's features and encoder, the new data.
+    The source's model is not loaded here: `starting_model` loads it in the strategy's scope."""
     directory = Path(directory)
     source_path = resolve_source(options.source)
-    source = export.load_trained(source_path)
+    source = export.trained_files(source_path)
     if source.task != "ctc":
         raise export.ExportError(f"{options.source}: fine-tuning supports transcription (CTC) models")
     directory.mkdir(parents=True, exist_ok=True)
@@ -174,8 +175,9 @@ def freeze(model: keras.Model, specification: str) -> list[str]:
     return chosen
 
 
-def fit(run: train.Run, verbose: int | None = None) -> keras.Model:
-    """Fine-tune (or resume fine-tuning) `run`, made by `make_run`.
+def fit(run: train.Run, verbose: int | None = None, strategy=None) -> keras.Model:
+    """Fine-tune (or resume fine-tuning) `run`, made by `make_run`, under `strategy`
+    (`train.fit`'s).
 
     With a few minutes of data every utterance counts: a manifest with any bad entry
     is refused, with the audit report, before anything trains.
@@ -187,7 +189,7 @@ def fit(run: train.Run, verbose: int | None = None) -> keras.Model:
                                subsampling=run.encoder.subsampling, sample_rate=run.features.sample_rate)
         if not report.ok:
             raise corpora.CorpusError(f"{manifest}: fix these entries first, nothing was trained\n{report.format()}")
-    return train.fit(run, verbose=verbose, build_model=starting_model)
+    return train.fit(run, verbose=verbose, build_model=starting_model, strategy=strategy)
 
 
 def before_and_after(source: str | Path, run_directory: str | Path, test_sets: dict[str, str]) -> dict:

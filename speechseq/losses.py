@@ -61,6 +61,11 @@ class CTCLoss(keras.losses.Loss):
     def call(self, y_true, y_pred):
         return ctc_losses(y_pred, y_true[:, 2:], y_true[:, 1], y_true[:, 0])
 
+    def sum_and_weight(self, y_true, y_pred):
+        """(summed loss, utterances) of a batch: the loss is their ratio, and a batch split
+        across replicas adds up (`multiworker`)."""
+        return tf.reduce_sum(self.call(y_true, y_pred)), tf.cast(tf.shape(y_true)[0], tf.float32)
+
 
 def frame_targets(frame_labels, feature_lengths):
     """Frame labels with every frame past its utterance's length set to `PADDING_LABEL`."""
@@ -83,6 +88,11 @@ class MaskedFrameCrossEntropy(keras.losses.Loss):
         self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
 
     def call(self, y_true, y_pred):
+        total, weight = self.sum_and_weight(y_true, y_pred)
+        return total / tf.maximum(weight, 1e-6)
+
+    def sum_and_weight(self, y_true, y_pred):
+        """(weighted sum of the real frames' losses, sum of their weights) of a batch."""
         y_true = tf.cast(y_true, tf.int32)
         real = y_true != PADDING_LABEL
         safe = tf.where(real, y_true, 0)
@@ -90,7 +100,7 @@ class MaskedFrameCrossEntropy(keras.losses.Loss):
         weights = tf.cast(real, tf.float32)
         if self.class_weights is not None:
             weights *= tf.gather(tf.constant(self.class_weights, tf.float32), safe)
-        return tf.reduce_sum(losses * weights) / tf.maximum(tf.reduce_sum(weights), 1e-6)
+        return tf.reduce_sum(losses * weights), tf.reduce_sum(weights)
 
     def get_config(self):
         return {**super().get_config(), "class_weights": self.class_weights}

@@ -23,7 +23,7 @@ from typing import Any
 from speechseq.errors import SpeechseqError
 from speechseq.features import FeatureConfig
 from speechseq.models import EncoderConfig
-from speechseq.train import DataConfig, Run, TrainConfig
+from speechseq.settings import DataConfig, Run, TrainConfig
 
 SECTIONS = {"data": DataConfig, "features": FeatureConfig, "model": EncoderConfig, "train": TrainConfig}
 PATH_KEYS = ("train", "dev", "vocabulary")  # [data] keys holding paths

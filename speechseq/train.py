@@ -1,4 +1,4 @@
-"""Training: compile (Adam/AdamW with clipnorm, warm-up + cosine) and Keras `fit`.
+"""Training: compile (Adam/AdamW with clipnorm, warm-up + cosine) and train, resumably.
 
 A run directory holds everything a run makes and needs to resume:
 
@@ -11,9 +11,12 @@ A run directory holds everything a run makes and needs to resume:
     RUN/model.keras      the final model, written when training ends
     RUN/log.csv, RUN/tensorboard/
 
-Distribution: one device by default; `MirroredStrategy` across the visible GPUs;
-`MultiWorkerMirroredStrategy` when `TF_CONFIG` names a cluster, each worker reading
-its own shard of the data.
+Distribution (`distribution.choose_strategy`): one device by default; `MirroredStrategy`
+across the visible GPUs; `MultiWorkerMirroredStrategy` when `TF_CONFIG` names more than one
+task, each worker reading its own shard of the data and trained by `multiworker.fit`
+(Keras' `fit` cannot run there). `train.batch_size` is per replica everywhere: a step
+takes batch_size x replicas utterances, and the learning-rate schedule counts those steps.
+All workers may share one run directory: only the chief (worker 0) writes it.
 """
 
 from __future__ import annotations
@@ -23,9 +26,8 @@ import glob
 import hashlib
 import json
 import logging
-import math
-import os
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,8 +36,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from speechseq import corpora, data, evaluate, losses, metrics, models
-from speechseq.backup import backup_and_restore
+from speechseq import corpora, data, evaluate, losses, metrics, models, multiworker
+from speechseq.distribution import Placement, choose_strategy
+from speechseq.settings import DataConfig, Run, TrainConfig
+from speechseq.backup import backup_and_restore, restore_only
 from speechseq.epoch_log import EpochLog
 from speechseq.errors import SpeechseqError
 from speechseq.features import FeatureConfig
@@ -43,89 +47,6 @@ from speechseq.files import atomic_path, write_text
 from speechseq.text import TagSet, Vocabulary
 
 log = logging.getLogger(__name__)
-
-TASKS = ("ctc", "frames")
-
-
-@dataclasses.dataclass(frozen=True)
-class DataConfig:
-    """What to train on."""
-
-    train: str = ""  # training manifest (JSON Lines)
-    dev: str = ""  # validation manifest; "" = none (no best-model selection)
-    vocabulary: str = ""  # vocabulary JSON; "" = English letters, space and apostrophe
-    digits_as_words: bool = True  # with the default vocabulary: "42" -> "four two"
-    background: str = "silence"  # frames task: label of time no segment covers
-    max_seconds: float = 0.0  # skip longer utterances; 0 = no limit
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """How to train."""
-
-    task: str = "ctc"  # "ctc" (transcripts) or "frames" (per-frame tags)
-    batch_size: int = 16  # utterances per batch, per replica
-    max_batch_frames: int = 0  # cap on padded frames per batch (long utterances); 0 = none
-    epochs: int = 30  # passes over the training data
-    steps_per_epoch: int = 0  # batches per epoch; 0 = one pass over the data
-    learning_rate: float = 1e-3  # peak learning rate, after warm-up
-    warmup_steps: int = 200  # linear warm-up from 0, in optimizer steps
-    schedule: str = "cosine"  # after warm-up: "cosine" decay to final_lr_fraction, or "constant"
-    final_lr_fraction: float = 0.05  # cosine: final learning rate / peak
-    optimizer: str = "adam"  # "adam" or "adamw"
-    weight_decay: float = 1e-4  # adamw only
-    clipnorm: float = 5.0  # gradient norm clipping per variable; 0 = none
-    mixed_precision: bool = False  # float16 compute with loss scaling (GPU)
-    spec_augment: bool = True  # time and frequency masking of training batches
-    noise_snrs: str = ""  # noise added to training audio at these SNRs (dB), e.g. "0,5,10,20"; "" = none
-    noise_probability: float = 0.5  # share of training utterances that get noise
-    buckets: int = 4  # length buckets
-    feature_cache: str = ""  # keep each utterance's features after epoch 1: "memory", a file prefix, "" = none
-    jit_compile: bool = True  # XLA; batches are padded to fixed bucket lengths
-    early_stopping: int = 10  # epochs without validation progress before stopping; 0 = never
-    class_weights: str = ""  # frames task: "balanced" or "" (all 1)
-    distribution: str = "auto"  # "auto", "one" (default device), "mirrored" (local devices), "multiworker"
-    seed: int = 0  # weights, shuffling and augmentation
-    init_from: str = ""  # fine-tuning: start from this run, .keras file or export (see `finetune`)
-    freeze: str = ""  # fine-tuning: layers kept as they are, e.g. "front,encoder:2" (see `finetune`)
-
-    def noise(self) -> data.AddNoise | None:
-        """The waveform noise these settings ask for, or None."""
-        if not self.noise_snrs.strip():
-            return None
-        try:
-            snrs = tuple(float(part) for part in self.noise_snrs.split(","))
-        except ValueError:
-            raise SpeechseqError(f"noise_snrs must be comma-separated numbers (dB), got {self.noise_snrs!r}") from None
-        if not all(math.isfinite(snr) for snr in snrs):
-            raise SpeechseqError(f"noise_snrs must be finite, got {self.noise_snrs!r}")
-        return data.AddNoise(snrs, self.noise_probability)
-
-    def __post_init__(self):
-        if not 0 <= self.noise_probability <= 1:
-            raise SpeechseqError(f"noise_probability must be a probability in [0, 1], got {self.noise_probability}")
-        if self.noise() and self.feature_cache:  # (noise() also checks noise_snrs)
-            raise SpeechseqError("noise_snrs draws new noise every epoch, feature_cache would keep the first draw: "
-                             "set one of them, not both")
-        if self.task not in TASKS:
-            raise SpeechseqError(f"task must be one of {TASKS}, got {self.task!r}")
-        if self.optimizer not in ("adam", "adamw"):
-            raise SpeechseqError(f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
-        if self.distribution not in ("auto", "one", "mirrored", "multiworker"):
-            raise SpeechseqError(f"distribution must be auto, one, mirrored or multiworker, got {self.distribution!r}")
-        if self.schedule not in ("cosine", "constant"):
-            raise SpeechseqError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
-        if min(self.batch_size, self.epochs, self.buckets) < 1:
-            raise SpeechseqError("batch_size, epochs and buckets must be at least 1")
-        if min(self.steps_per_epoch, self.warmup_steps, self.early_stopping, self.max_batch_frames) < 0:
-            raise SpeechseqError("steps_per_epoch, warmup_steps, early_stopping and max_batch_frames must not be negative")
-        if not 0 < self.learning_rate < math.inf or not 0 < self.final_lr_fraction <= 1:
-            raise SpeechseqError(f"need a positive learning_rate and 0 < final_lr_fraction <= 1, got "
-                             f"{self.learning_rate}, {self.final_lr_fraction}")
-        if not (0 <= self.clipnorm < math.inf and 0 <= self.weight_decay < math.inf):
-            raise SpeechseqError(f"clipnorm and weight_decay must be finite and not negative, got "
-                             f"{self.clipnorm}, {self.weight_decay}")
-
 
 def feature_cache_prefix(run: Run, utterances: list[corpora.Utterance], workers: int = 1,
                          worker: int = 0) -> str | None:
@@ -157,35 +78,6 @@ def _clear_unfinished_cache(prefix: str) -> None:
     for leftover in folder.glob(glob.escape(name) + "_*"):
         if leftover.name.endswith(".lockfile") or ".tempstate" in leftover.name:
             leftover.unlink(missing_ok=True)
-
-
-def choose_strategy(distribution: str = "auto") -> tf.distribute.Strategy:
-    """The strategy `distribution` names; "auto": several machines from TF_CONFIG,
-    else all local GPUs when there are several, else the default device.
-    "mirrored" mirrors across every local device, GPUs or else CPUs.
-
-    Call it before any other TensorFlow work: collective ops are configured at start-up.
-    """
-    if distribution == "multiworker" or (
-        distribution == "auto" and json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster")
-    ):
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    gpus = tf.config.list_logical_devices("GPU")
-    if distribution == "mirrored" or (distribution == "auto" and len(gpus) > 1):
-        devices = gpus or tf.config.list_logical_devices("CPU")
-        return tf.distribute.MirroredStrategy([device.name for device in devices])
-    return tf.distribute.get_strategy()
-
-
-def worker_position(strategy: tf.distribute.Strategy) -> tuple[int, int]:
-    """(number of workers, this worker's index) of a multi-worker strategy; (1, 0) otherwise."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
-        return 1, 0
-    spec = resolver.cluster_spec()
-    jobs = [job for job in ("chief", "worker") if job in spec.jobs]
-    index = sum(spec.num_tasks(job) for job in jobs[: jobs.index(resolver.task_type)]) + resolver.task_id
-    return sum(spec.num_tasks(job) for job in jobs), index
 
 
 def learning_rate(config: TrainConfig, total_steps: int):
@@ -237,25 +129,6 @@ def frame_batches(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.map(to_keras, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-@dataclasses.dataclass(frozen=True)
-class Run:
-    """Everything `fit` needs, resolved from the settings and the manifests."""
-
-    directory: Path
-    data: DataConfig
-    features: FeatureConfig
-    encoder: models.EncoderConfig
-    train: TrainConfig
-
-    def settings(self) -> dict[str, dict]:
-        return {
-            "data": dataclasses.asdict(self.data),
-            "features": self.features.to_dict(),
-            "model": self.encoder.to_dict(),
-            "train": dataclasses.asdict(self.train),
-        }
-
-
 def _classes(run: Run, utterances) -> Vocabulary | TagSet:
     if run.train.task == "frames":
         labels = {s.label for u in utterances for s in u.segments}
@@ -285,7 +158,7 @@ def _audited(path: str, entries, run: Run, classes, report_name: str, reports: d
     return list(report.good)
 
 
-def _check_run_directory(run: Run) -> None:
+def _check_run_directory(run: Run, write: bool = True) -> None:
     """A run directory belongs to one set of settings: resuming with others is refused."""
     saved = run.directory / "run.json"
     if saved.exists():
@@ -304,28 +177,23 @@ def _check_run_directory(run: Run) -> None:
                 f"{run.directory} holds a run with other settings ({', '.join(changed)}); "
                 "re-run with the same settings to resume, or choose a new --out"
             )
-    else:
+    elif write:
         run.directory.mkdir(parents=True, exist_ok=True)
         write_text(saved, json.dumps(run.settings(), indent=2) + "\n")
 
 
-def fit(run: Run, verbose: int | None = None, build_model: Callable | None = None) -> keras.Model:
-    """Train (or resume) the run in `run.directory`; returns the final model.
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """A run's audited data and its output classes."""
 
-    `verbose`: Keras' 1 (progress bar) or 2 (a line per epoch); by default the bar
-    on a terminal and lines otherwise (logs, CI). `build_model(run, classes)` makes
-    the starting model instead of a freshly initialised one (fine-tuning); it runs
-    inside the distribution strategy's scope, before any saved progress is restored.
-    """
-    if verbose is None:
-        verbose = 1 if sys.stdout.isatty() else 2
-    strategy = choose_strategy(run.train.distribution)
-    _check_run_directory(run)
-    finished = run.directory / "model.keras"
-    if finished.exists():
-        log.warning("%s is finished already: its model is %s", run.directory, finished)
-        return models.load_model(finished)
-    keras.utils.set_random_seed(run.train.seed)
+    classes: Vocabulary | TagSet
+    train_set: list[corpora.Utterance]
+    dev_set: list[corpora.Utterance]
+
+
+def prepare_data(run: Run, write: bool = True) -> Prepared:
+    """Read and audit the manifests; with `write`, record the audit, classes and features
+    in the run directory (the chief does, other workers only read)."""
     train_entries = corpora.read_manifest(run.data.train)
     classes = _classes(run, train_entries)
     reports: dict[str, dict] = {}
@@ -334,73 +202,139 @@ def fit(run: Run, verbose: int | None = None, build_model: Callable | None = Non
         _audited(run.data.dev, corpora.read_manifest(run.data.dev), run, classes, "dev", reports)
         if run.data.dev else []
     )
-    write_text(run.directory / "audit.json", json.dumps(reports, indent=2) + "\n")
-    classes.save(run.directory / ("tags.json" if isinstance(classes, TagSet) else "vocabulary.json"))
-    run.features.save(run.directory / "features.json")
+    if write:
+        write_text(run.directory / "audit.json", json.dumps(reports, indent=2) + "\n")
+        classes.save(run.directory / TASK_KINDS[run.train.task].classes_file)
+        run.features.save(run.directory / "features.json")
+    return Prepared(classes, train_set, dev_set)
 
-    workers, worker = worker_position(strategy)
-    train_options = data.PipelineOptions(
-        batch_size=run.train.batch_size,
-        max_batch_frames=run.train.max_batch_frames or None,
+
+def training_options(run: Run, train_set, xla: bool, replicas_per_batch: int = 1, workers: int = 1,
+                     worker: int = 0) -> data.PipelineOptions:
+    """How worker `worker`'s input pipeline batches the training data: each batch feeds
+    `replicas_per_batch` replicas `train.batch_size` utterances each. Fixed shapes only
+    where XLA compiles (`xla`)."""
+    per_pipeline = replicas_per_batch
+    return data.PipelineOptions(
+        batch_size=run.train.batch_size * per_pipeline,
+        max_batch_frames=run.train.max_batch_frames * per_pipeline or None,
         shuffle=True,
         seed=run.train.seed,
         buckets=run.train.buckets,
-        pad_to_boundaries=run.train.jit_compile,
+        pad_to_boundaries=xla,
         # XLA compiles once per shape: partial batches would each cost a compile.
-        drop_remainder=run.train.jit_compile,
+        drop_remainder=xla,
         augment=data.SpecAugment() if run.train.spec_augment else None,
         noise=run.train.noise(),
         cache=feature_cache_prefix(run, train_set, workers, worker),
     )
-    # Every worker must take the same number of steps: the fewest any shard gives.
-    steps = run.train.steps_per_epoch or min(
-        data.batches_per_epoch(train_set, run.features, train_options, workers, w) for w in range(workers)
-    )
+
+
+def replicas_per_batch(placement: Placement) -> int:
+    """Keras' `fit` splits each batch among a worker's local replicas; the multi-worker
+    loop's input pipelines make per-replica batches themselves."""
+    return 1 if placement.multiworker else placement.local_replicas
+
+
+def training_batches(run: Run, prepared: Prepared, options: data.PipelineOptions,
+                     context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+    """The training data as Keras `(inputs, targets)` batches; `context`: one worker's shard."""
+    task = TASK_KINDS[run.train.task]
+    return task.keras_batches(task.dataset(prepared.train_set, prepared.classes, run.features, options, context), run)
+
+
+def steps_per_epoch(run: Run, train_set, options: data.PipelineOptions, placement: Placement) -> int:
+    """Optimizer steps per epoch: every worker takes the same number, the fewest any
+    worker's shard gives (under the multi-worker loop a step takes one batch per local replica)."""
+    if run.train.steps_per_epoch:
+        return run.train.steps_per_epoch
+    batches = min(data.batches_per_epoch(train_set, run.features, options, placement.workers, w)
+                  for w in range(placement.workers))
+    return batches // (placement.local_replicas if placement.multiworker else 1)
+
+
+def xla_in_effect(model: keras.Model, run: Run, placement: Placement) -> bool:
+    """Whether the compiled training step really uses XLA: asked for, not the multi-worker
+    loop (which runs without it), and every layer compilable (Keras turns it off for
+    LSTM/GRU layers on cuDNN). Only then are batches padded to fixed shapes."""
+    if not run.train.jit_compile or placement.multiworker:
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras' "Proceeding with jit_compile=False": logged below
+        model.jit_compile = True  # Keras' own check: it stays False where a layer cannot compile
+    if not model.jit_compile:
+        log.info("XLA is off: a layer of this model cannot be compiled here (cuDNN recurrent layers)")
+    return bool(model.jit_compile)
+
+
+def fit(run: Run, verbose: int | None = None, build_model: Callable | None = None,
+        strategy: tf.distribute.Strategy | None = None) -> keras.Model:
+    """Train (or resume) the run in `run.directory`; returns the final model.
+
+    `strategy`: made by `choose_strategy(run.train.distribution)` when not given (make it
+    once per process). `verbose`: Keras' 1 (progress bar) or 2 (a line per epoch); by
+    default the bar on a terminal and lines otherwise (logs, CI). `build_model(run,
+    classes)` makes the starting model instead of a freshly initialised one (fine-tuning);
+    it runs inside the strategy's scope, before any saved progress is restored.
+    """
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2
+    placement = Placement.of(strategy or choose_strategy(run.train.distribution))
+    if placement.multiworker and run.train.mixed_precision:
+        raise SpeechseqError("train.mixed_precision is not supported in multi-worker training")
+    _check_run_directory(run, write=placement.chief)
+    finished = run.directory / "model.keras"
+    if finished.exists():
+        log.warning("%s is finished already: its model is %s", run.directory, finished)
+        return models.load_model(finished)
+    keras.utils.set_random_seed(run.train.seed)
+    task = TASK_KINDS[run.train.task]
+    prepared = prepare_data(run, write=placement.chief)
+
+    # The model, then what XLA decides about batch shapes, then the schedule's length.
+    with placement.strategy.scope():
+        dtype = "mixed_float16" if run.train.mixed_precision else "float32"
+        model = (build_model(run, prepared.classes) if build_model
+                 else task.new_model(run.features.feature_dim, prepared.classes.size, run.encoder, dtype))
+    xla = xla_in_effect(model, run, placement)
+    options = training_options(run, prepared.train_set, xla, replicas_per_batch(placement),
+                               placement.workers, placement.worker)
+    steps = steps_per_epoch(run, prepared.train_set, options, placement)
     if steps == 0:
         raise corpora.CorpusError(
-            f"{run.data.train}: {len(train_set)} usable utterances make no full batch of "
+            f"{run.data.train}: {len(prepared.train_set)} usable utterances make no full batch of "
             f"{run.train.batch_size} in any of {run.train.buckets} length buckets: "
             "lower train.batch_size or train.buckets"
         )
-    context = tf.distribute.InputContext(workers, worker) if workers > 1 else None
-    dtype = "mixed_float16" if run.train.mixed_precision else "float32"
+    with placement.strategy.scope():
+        model.compile(optimizer=optimizer(run.train, steps * run.train.epochs),
+                      loss=task.loss(run, prepared), metrics=task.metrics(), jit_compile=xla)
 
-    with strategy.scope():
-        if run.train.task == "ctc":
-            model = (build_model(run, classes) if build_model
-                     else models.ctc_model(run.features.feature_dim, classes.size, run.encoder, dtype))
-            train_data = ctc_batches(
-                data.ctc_dataset(train_set, classes, run.features, train_options, context),
-                run.encoder.subsampling,
-            )
-            loss, compiled_metrics = losses.CTCLoss(), []
-        else:
-            model = (build_model(run, classes) if build_model
-                     else models.frame_model(run.features.feature_dim, classes.size, run.encoder, dtype))
-            train_data = frame_batches(data.tagging_dataset(train_set, classes, run.features, train_options, context))
-            weights = _balanced_weights(train_set, classes) if run.train.class_weights == "balanced" else None
-            loss, compiled_metrics = losses.MaskedFrameCrossEntropy(weights), [metrics.MaskedFrameAccuracy()]
-        model.compile(
-            optimizer=optimizer(run.train, steps * run.train.epochs),
-            loss=loss,
-            metrics=compiled_metrics,
-            jit_compile=run.train.jit_compile,
-        )
     eval_options = data.PipelineOptions(batch_size=run.train.batch_size, buckets=run.train.buckets,
-                                        pad_to_boundaries=run.train.jit_compile)
-    callbacks, validation = _callbacks(run, classes, dev_set, eval_options, evaluate.inference(model))
-    model.fit(
-        train_data.repeat(),
-        epochs=run.train.epochs,
-        steps_per_epoch=steps,
-        shuffle=False,  # the dataset reshuffles itself every epoch
-        validation_data=validation,
-        validation_steps=data.batches_per_epoch(dev_set, run.features, eval_options) if dev_set else None,
-        callbacks=callbacks,
-        verbose=verbose,
-    )
-    with atomic_path(run.directory / "model.keras") as temporary:
-        model.save(temporary)
+                                        pad_to_boundaries=xla)
+    dev = (task.dataset(prepared.dev_set, prepared.classes, run.features, eval_options)
+           if prepared.dev_set else None)
+    predict = evaluate.inference(model)
+    callbacks = _callbacks(run, task, prepared.classes, dev, predict, placement.chief)
+    validation = task.keras_batches(dev, run) if dev is not None else None
+    if placement.multiworker:
+        validate = (lambda: multiworker.validation_logs(model, predict, validation, task.metrics)) if dev else None
+        multiworker.fit(model, placement.strategy, lambda context: training_batches(run, prepared, options, context),
+                        steps, run.train.epochs, callbacks, validate)
+    else:
+        model.fit(
+            training_batches(run, prepared, options).repeat(),
+            epochs=run.train.epochs,
+            steps_per_epoch=steps,
+            shuffle=False,  # the dataset reshuffles itself every epoch
+            validation_data=validation,
+            validation_steps=data.batches_per_epoch(prepared.dev_set, run.features, eval_options) if dev else None,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+    if placement.chief:
+        with atomic_path(run.directory / "model.keras") as temporary:
+            model.save(temporary)
     return model
 
 
@@ -418,43 +352,73 @@ def _balanced_weights(utterances, tags: TagSet) -> list[float]:
     return list(weights / max((weights * share).sum(), 1e-9))
 
 
-def _callbacks(run: Run, classes, dev_set, options: data.PipelineOptions, predict: Callable):
-    """The callbacks, in the order they must run at each epoch's end; `predict` is the
-    model being trained, as a graph (`evaluate.inference`)."""
+def _transcription_metrics(run: Run, classes, dev, predict: Callable, chief: bool):
+    def transcribe():
+        return evaluate.ctc_transcripts(predict, dev, classes, run.encoder.subsampling)
+
+    return metrics.TranscriptionMetrics(transcribe)
+
+
+def _tagging_metrics(run: Run, classes, dev, predict: Callable, chief: bool):
+    def write_confusion(matrix):
+        if chief:
+            values = {"labels": list(classes.labels), "rows_reference_columns_hypothesis": matrix.tolist()}
+            write_text(run.directory / "confusion.json", json.dumps(values) + "\n")
+
+    return metrics.TaggingMetrics(lambda: evaluate.frame_predictions(predict, dev), classes.labels, write_confusion)
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskKind:
+    """What differs between the tasks: `TASK_KINDS` has one row each."""
+
+    classes_file: str  # the run directory's record of the output classes
+    dataset: Callable  # (utterances, classes, features, options, input context) -> batches
+    keras_batches: Callable[[tf.data.Dataset, Run], tf.data.Dataset]  # -> Keras (inputs, targets)
+    new_model: Callable  # (feature_dim, classes, encoder, dtype) -> a fresh model
+    loss: Callable[[Run, Prepared], keras.losses.Loss]
+    metrics: Callable[[], list]  # compiled metrics, new ones each call
+    dev_metrics: Callable  # (run, classes, dev batches, predict, chief) -> the callback logging `monitor`
+    monitor: str  # the dev figure that picks the best model and stops early
+    mode: str  # "min" or "max": which way `monitor` improves
+
+
+TASK_KINDS = {
+    "ctc": TaskKind(
+        "vocabulary.json", data.ctc_dataset, lambda batches, run: ctc_batches(batches, run.encoder.subsampling),
+        models.ctc_model, lambda run, prepared: losses.CTCLoss(), list, _transcription_metrics, "val_wer", "min",
+    ),
+    "frames": TaskKind(
+        "tags.json", data.tagging_dataset, lambda batches, run: frame_batches(batches), models.frame_model,
+        lambda run, prepared: losses.MaskedFrameCrossEntropy(
+            _balanced_weights(prepared.train_set, prepared.classes) if run.train.class_weights == "balanced" else None),
+        lambda: [metrics.MaskedFrameAccuracy()], _tagging_metrics, "val_frame_accuracy", "max",
+    ),
+}
+
+
+def _callbacks(run: Run, task: TaskKind, classes, dev, predict: Callable, chief: bool):
+    """The callbacks, in the order they must run at each epoch's end. `predict` is the model
+    being trained, as a graph (`evaluate.inference`). Only the chief gets the writers;
+    every worker gets those that decide (dev metrics, NaN stop, early stopping)."""
     directory = run.directory
     callbacks: list[keras.callbacks.Callback] = []
-    validation = None
-    monitor, mode = None, None
-    if dev_set and run.train.task == "ctc":
-        dev_raw = data.ctc_dataset(dev_set, classes, run.features, options)
-        validation = ctc_batches(dev_raw, run.encoder.subsampling)
-
-        def transcribe():
-            return evaluate.ctc_transcripts(predict, dev_raw, classes, run.encoder.subsampling)
-
-        callbacks.append(metrics.TranscriptionMetrics(transcribe))
-        monitor, mode = "val_wer", "min"
-    elif dev_set:
-        dev_raw = data.tagging_dataset(dev_set, classes, run.features, options)
-        validation = frame_batches(dev_raw)
-
-        def write_confusion(matrix):
-            values = {"labels": list(classes.labels), "rows_reference_columns_hypothesis": matrix.tolist()}
-            write_text(directory / "confusion.json", json.dumps(values) + "\n")
-
-        callbacks.append(metrics.TaggingMetrics(
-            lambda: evaluate.frame_predictions(predict, dev_raw), classes.labels, write_confusion))
-        monitor, mode = "val_frame_accuracy", "max"
-    callbacks += [
-        keras.callbacks.TerminateOnNaN(),
-        EpochLog(str(directory / "log.csv"), append=True),  # before the backup: see EpochLog
-        backup_and_restore(directory / "backup"),
-        keras.callbacks.TensorBoard(str(directory / "tensorboard")),
-    ]
-    if monitor:
-        callbacks.append(keras.callbacks.ModelCheckpoint(
-            str(directory / "best.keras"), monitor=monitor, mode=mode, save_best_only=True))
+    if dev is not None:
+        callbacks.append(task.dev_metrics(run, classes, dev, predict, chief))
+    callbacks.append(keras.callbacks.TerminateOnNaN())
+    if chief:
+        callbacks += [
+            EpochLog(str(directory / "log.csv"), append=True),  # before the backup: see EpochLog
+            backup_and_restore(directory / "backup"),
+            keras.callbacks.TensorBoard(str(directory / "tensorboard")),
+        ]
+    else:
+        callbacks.append(restore_only(directory / "backup"))
+    if dev is not None:
+        if chief:
+            callbacks.append(keras.callbacks.ModelCheckpoint(
+                str(directory / "best.keras"), monitor=task.monitor, mode=task.mode, save_best_only=True))
         if run.train.early_stopping:
             callbacks.append(keras.callbacks.EarlyStopping(
-                monitor=monitor, mode=mode, patience=run.train.early_stopping))
-    return callbacks, validation
+                monitor=task.monitor, mode=task.mode, patience=run.train.early_stopping))
+    return callbacks
