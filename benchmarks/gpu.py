@@ -1,7 +1,7 @@
 """The GPU paths, checked and timed in one short run: cuDNN kernels, mixed precision, several GPUs.
 
     .venv/bin/python benchmarks/gpu.py [--steps 20] [--seconds 5] [--results FILE]
-    .venv/bin/python benchmarks/gpu.py --cpu --steps 2 --seconds 0.5   # the same logic on the CPU
+    .venv/bin/python benchmarks/gpu.py --cpu --steps 1 --set model.units=16   # the same logic on the CPU
 
 It needs nothing from ../shared (the tree that travels to a lent GPU machine is small):
 the models train on random 80-mel features, as benchmarks/train_speed.py's. It reports
@@ -85,12 +85,12 @@ def variants(gpus: int) -> dict[str, tuple[list[str], bool]]:
     return table
 
 
-def build(settings: list[str], mirrored: bool, frames: int):
+def build(settings: list[str], mirrored: bool, frames: int, extra: list[str]):
     from speechseq import losses, models, runfile, train
     from speechseq.text import Vocabulary
 
     vocabulary = Vocabulary(digits_as_words=True)
-    run = runfile.load(None, DEFAULTS + ["data.train=unused.jsonl"] + settings, "unused")
+    run = runfile.load(None, DEFAULTS + ["data.train=unused.jsonl"] + extra + settings, "unused")
     devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
     strategy = (tf.distribute.MirroredStrategy([d.name for d in devices]) if mirrored
                 else tf.distribute.get_strategy())
@@ -117,6 +117,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="timed steps per pass")
     parser.add_argument("--seconds", type=float, default=5.0, help="audio seconds per utterance")
     parser.add_argument("--cpu", action="store_true", help="hide the GPUs: check the script on the CPU")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="a setting on top of the recipe's for every variant (a smaller model for a quick check)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="markdown file the section is appended to")
     args = parser.parse_args()
     split_cpu_when_asked(args.cpu)
@@ -129,7 +131,7 @@ def main() -> None:
     frames = int(args.seconds * 100)
     prepared = {}
     for name, (settings, mirrored) in variants(devices).items():
-        model, data, batch = build(settings, mirrored, frames)
+        model, data, batch = build(settings, mirrored, frames, args.set)
         timed_pass(model, data, 2)  # traces
         prepared[name] = (model, data, batch)
         print(f"ready: {name}", flush=True)
@@ -154,7 +156,7 @@ def main() -> None:
     lines = [
         f"\n### GPU paths: cuDNN, mixed precision, mirrored ({stamp})\n",
         f"Command: `.venv/bin/python benchmarks/gpu.py --steps {args.steps} --seconds {args.seconds:g}"
-        f"{' --cpu' if args.cpu else ''}`  \nMachine: {machine()}; {where}  \n"
+        f"{' --cpu' if args.cpu else ''}{''.join(' --set ' + item for item in args.set)}`  \nMachine: {machine()}; {where}  \n"
         f"cuDNN GRU kernel: {checks['gru']}; cuDNN LSTM kernel: {checks['lstm']}  \n"
         f"Batches: random 80-mel features, {args.seconds:g} s per utterance, 60 labels; best of 2 passes of "
         f"{args.steps} steps per variant, in turn.\n",

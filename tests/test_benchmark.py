@@ -106,7 +106,9 @@ def test_gpu_benchmark_runs_its_checks_and_table_with_the_cpu_standing_in(tmp_pa
     results = tmp_path / "gpu.md"
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run([sys.executable, str(root / "benchmarks" / "gpu.py"), "--cpu", "--steps", "1",
-                           "--seconds", "3", "--results", str(results)],
+                           "--seconds", "3", "--results", str(results),
+                           # a small model: the script's logic is under test here, not its figures
+                           "--set", "model.units=16", "--set", "model.layers=1", "--set", "model.conv_channels=16"],
                           cwd=root, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     text = results.read_text()
