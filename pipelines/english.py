@@ -2,6 +2,7 @@
 
     .venv/bin/python pipelines/english.py --prepare-only           # build manifests, print the split, exit
     .venv/bin/python pipelines/english.py --out /work/runs/english  # train (re-running resumes), then score
+    .venv/bin/python pipelines/english.py --out /work/runs/english --score-only  # score a run stopped early
     .venv/bin/python pipelines/english.py --synthetic-voices 0 --speed 0.9 1.1 --out runs/english-sp
 
 Training data, all read English:
@@ -289,6 +290,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--speed", type=float, nargs="+", default=[],
                         help="speed perturbation of the real training audio, e.g. 0.9 1.1")
     parser.add_argument("--prepare-only", action="store_true", help="build the manifests, print the split, exit")
+    parser.add_argument("--score-only", action="store_true",
+                        help="score the run's best model as it stands (a run stopped early), without training")
     args = parser.parse_args(argv)
 
     groups = speaker_groups()
@@ -305,9 +308,17 @@ def main(argv: list[str] | None = None) -> dict | None:
     settings = DEFAULTS + [f"data.train={corpus['train']}", f"data.dev={corpus['dev']}"] + args.set
     run = runfile.load(None, settings, args.out)
     started = time.perf_counter()
-    train.fit(run)
+    if args.score_only:
+        if not (args.out / "best.keras").exists():
+            raise SystemExit(f"{args.out}: no best.keras to score yet")
+        print(f"scoring {args.out}/best.keras without training; resume training with the same command "
+              "minus --score-only", flush=True)
+    else:
+        print(f"training in {args.out}; if it is interrupted, the same command resumes it", flush=True)
+        train.fit(run)
     minutes = (time.perf_counter() - started) / 60
-    results = {"training_minutes_this_session": round(minutes, 1)} | score(args.out, corpus, groups)
+    timing = {"scored_without_training": True} if args.score_only else {"training_minutes_this_session": round(minutes, 1)}
+    results = timing | score(args.out, corpus, groups)
     write_text(args.out / "results.json", json.dumps(results, indent=2) + "\n")
     return results
 
