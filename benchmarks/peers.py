@@ -39,7 +39,8 @@ sys.path.insert(0, str(ROOT / "pipelines"))
 import digit_sets  # noqa: E402
 from features import RESULTS, machine  # noqa: E402
 
-from speechseq import audio, corpora, export, grammar, metrics  # noqa: E402
+from speechseq import audio, corpora, grammar, metrics  # noqa: E402
+from speechseq.published import resolve_version  # noqa: E402
 from speechseq.text import DIGIT_WORDS  # noqa: E402
 from speechseq.transcribe import Transcriber, TranscriberOptions  # noqa: E402
 
@@ -91,7 +92,7 @@ def measure(name: str, transcribe_all, waveforms: list[np.ndarray], references: 
 
 def speechseq_systems(model: str) -> dict:
     """A model greedy, and decoding the digit words only (its own grammar if it ships one)."""
-    version = export.resolve_version(model)
+    version = resolve_version(model)
     label = f"speechseq {version.parent.name}/{version.name}"
     shipped = grammar.shipped(version)
     greedy = Transcriber(model, TranscriberOptions(shipped_decoding=False))

@@ -26,6 +26,7 @@ import keras
 
 from speechseq import corpora, data, evaluate, export, models, runfile, train
 from speechseq.errors import SpeechseqError
+from speechseq.published import ExportError, resolve_version, trained_files
 from speechseq.files import write_text
 from speechseq.text import BLANK_ID, Vocabulary
 
@@ -53,7 +54,7 @@ def resolve_source(source: str | Path) -> Path:
     """`saved_models/NAME` means its latest version; anything else is used as it is."""
     path = Path(source)
     if path.is_dir() and not (path / "run.json").exists() and not (path / "saved_model.pb").exists():
-        return export.resolve_version(path)
+        return resolve_version(path)
     return path
 
 
@@ -62,9 +63,9 @@ def make_run(options: FinetuneOptions, directory: str | Path, overrides: Sequenc
     The source's model is not loaded here: `starting_model` loads it in the strategy's scope."""
     directory = Path(directory)
     source_path = resolve_source(options.source)
-    source = export.trained_files(source_path)
+    source = trained_files(source_path)
     if source.task != "ctc":
-        raise export.ExportError(f"{options.source}: fine-tuning supports transcription (CTC) models")
+        raise ExportError(f"{options.source}: fine-tuning supports transcription (CTC) models")
     directory.mkdir(parents=True, exist_ok=True)
     vocabulary = options.vocabulary
     if not vocabulary:

@@ -49,11 +49,11 @@ class Tagger:
     """An exported frame-tagging model, ready to tag files or waveforms."""
 
     def __init__(self, model: str | os.PathLike, options: TaggerOptions = TaggerOptions()):
-        from speechseq import export
+        from speechseq.published import ExportError, open_published
 
-        self.published = export.open_published(model)
+        self.published = open_published(model)
         if self.published.task != "frames":
-            raise export.ExportError(f"{self.published.folder} is not a tagging model (no tags.json)")
+            raise ExportError(f"{self.published.folder} is not a tagging model (no tags.json)")
         self.tags = self.published.classes
         self.features = self.published.features
         self.options = options

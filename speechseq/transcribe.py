@@ -103,11 +103,11 @@ class Transcriber:
     """An exported transcription model, ready to turn audio into `Transcript`s."""
 
     def __init__(self, model: str | os.PathLike, options: TranscriberOptions = TranscriberOptions()):
-        from speechseq import export
+        from speechseq.published import ExportError, open_published
 
-        self.published = export.open_published(model)
+        self.published = open_published(model)
         if self.published.task != "ctc":
-            raise export.ExportError(f"{self.published.folder} is not a transcription model (no vocabulary.json)")
+            raise ExportError(f"{self.published.folder} is not a transcription model (no vocabulary.json)")
         self.options = options
         self.vocabulary = self.published.classes
         self.features = self.published.features

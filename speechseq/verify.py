@@ -55,12 +55,13 @@ TOLERANCE = 1e-4  # log-probabilities: float32 round-off between two graph build
 
 def export_outputs(version_dir: str | os.PathLike, files: Sequence[str], published=None) -> list[dict]:
     """Run the export on each file: its scores (log-probs or tag probabilities) and labels.
-    `published`: the export already opened (`export.open_published`)."""
+    `published`: the export already opened (`open_published`)."""
     import tensorflow as tf
 
-    from speechseq import audio, export
+    from speechseq import audio
+    from speechseq.published import open_published
 
-    published = published or export.open_published(version_dir)
+    published = published or open_published(version_dir)
     loaded = published.loaded
     results = []
     for path in files:
@@ -103,7 +104,7 @@ def wav_bytes(waveform: np.ndarray, sample_rate: int) -> bytes:
 
 
 def session_outputs_differ(published, files: Sequence[str], session=None) -> dict:
-    """Every signature of the export `published` (`export.open_published`, TF2's loader),
+    """Every signature of the export `published` (`open_published`, TF2's loader),
     run on every file in a TF1 session as TF Serving runs it (`session`, a
     `serving.SessionModel`, opened here unless given) and with TF2's loader, and the
     warmup records replayed in the session: the largest float difference and what
@@ -214,10 +215,10 @@ def verify(version_dir: str | os.PathLike, trained, files: Sequence[str]) -> Ver
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    from speechseq import export
+    from speechseq.published import open_published
 
     version_dir, files = argv[0], argv[1:]
-    published = export.open_published(version_dir)
+    published = open_published(version_dir)
     print(json.dumps({"files": export_outputs(version_dir, files, published),
                       "session": session_outputs_differ(published, files)}))
 

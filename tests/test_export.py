@@ -20,6 +20,7 @@ import tensorflow as tf
 import tf_serving_rest
 from conftest import fsdd_clip
 from speechseq import audio, cli, export, serving, verify
+from speechseq.published import open_published, resolve_version, versions
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "saved_models" / "digits"
@@ -29,7 +30,7 @@ CLIPS = [fsdd_clip(digit, speaker, take) for digit, speaker, take in
 
 @pytest.fixture(scope="module")
 def trained():
-    return export.load_trained(export.resolve_version(SHIPPED))
+    return export.load_trained(resolve_version(SHIPPED))
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def export_report(tmp_path_factory):
     root = tmp_path_factory.mktemp("saved_models") / "digits"
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        code = cli.main(["export", str(export.resolve_version(SHIPPED)), "--out", str(root), "--verify",
+        code = cli.main(["export", str(resolve_version(SHIPPED)), "--out", str(root), "--verify",
                          "--samples", *map(str, CLIPS)])
     assert code == 0
     return root / "1", printed.getvalue()
@@ -108,9 +109,9 @@ def test_verification_catches_an_export_that_differs(exported, trained):
     assert not result.ok and result.max_difference > verify.TOLERANCE
 
 
-class _KerasTrackedServing(export.CTCServing):
+class _KerasTrackedServing(serving.CTCServing):
     """The serving module as it was before exports ran in TF Serving: the Keras model
-    tracked, its variables not (see `export._ServingModule`)."""
+    tracked, its variables not (see `serving._ServingModule`)."""
 
     def __init__(self, trained):
         super().__init__(trained)
@@ -123,7 +124,7 @@ def test_verification_catches_an_export_that_tf_serving_cannot_run(exported, tra
     shutil.copytree(exported, broken, ignore=shutil.ignore_patterns("saved_model.pb", "variables"))
     module = _KerasTrackedServing(trained)
     tf.saved_model.save(module, str(broken), signatures=module.signatures())
-    published = export.open_published(broken)  # TF2's loader runs it: the old tests passed
+    published = open_published(broken)  # TF2's loader runs it: the old tests passed
     waveform = audio.load(CLIPS[0])
     assert published.signatures["serving_default"](
         audio=tf.constant(waveform[None]), audio_length=tf.constant([waveform.size])
@@ -235,12 +236,12 @@ def test_assets_carry_vocabulary_features_card_and_the_keras_model(exported):
 
 def test_versions_count_up_and_a_published_version_is_never_replaced(trained, tmp_path):
     root = tmp_path / "digits"
-    shutil.copytree(export.resolve_version(SHIPPED), root / "1")  # a published version (no second export)
+    shutil.copytree(resolve_version(SHIPPED), root / "1")  # a published version (no second export)
     assert export.write_version(trained, root).name == "2"
-    assert export.resolve_version(root).name == "2"
+    assert resolve_version(root).name == "2"
     with pytest.raises(export.ExportError, match="never overwritten"):
         export.write_version(trained, root, version=1)
-    assert export.versions(root) == [1, 2]
+    assert versions(root) == [1, 2]
 
 
 def test_a_failed_export_publishes_nothing(trained, tmp_path):
@@ -258,8 +259,8 @@ def test_a_failed_export_publishes_nothing(trained, tmp_path):
 def test_a_killed_export_leaves_no_version_for_tf_serving(tmp_path):
     root = tmp_path / "digits"
     script = (
-        "import sys\nfrom speechseq import export\n"
-        f"trained = export.load_trained(export.resolve_version({str(SHIPPED)!r}))\n"
+        "import sys\nfrom speechseq import export\nfrom speechseq.published import resolve_version\n"
+        f"trained = export.load_trained(resolve_version({str(SHIPPED)!r}))\n"
         "export.write_version(trained, sys.argv[1], finish=lambda staging: __import__('time').sleep(60))\n"
     )
     child = subprocess.Popen([sys.executable, "-c", script, str(root)], stderr=subprocess.DEVNULL)
@@ -269,7 +270,7 @@ def test_a_killed_export_leaves_no_version_for_tf_serving(tmp_path):
         time.sleep(0.2)
     child.send_signal(signal.SIGKILL)
     child.wait()
-    assert export.versions(root) == []
+    assert versions(root) == []
     assert not [p for p in root.iterdir() if p.name.isdigit()]
 
 
@@ -315,7 +316,7 @@ def test_a_keras_file_carrying_python_code_is_refused_in_safe_mode(tmp_path, cap
 
     import keras
 
-    assets = export.resolve_version(SHIPPED) / "assets"
+    assets = resolve_version(SHIPPED) / "assets"
     for name in ("features.json", "run.json", "vocabulary.json"):
         shutil.copy(assets / name, tmp_path / name)
     inputs = keras.Input((None, 40))

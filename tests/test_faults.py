@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from conftest import FSDD, ROOT, fsdd_clip
-from speechseq import audio, cli, corpora, export
+from speechseq import audio, cli, corpora
+from speechseq.published import resolve_version, versions
 from speechseq.errors import SpeechseqError
 
 DIGITS = ROOT / "saved_models" / "digits"
@@ -60,7 +61,7 @@ def test_a_full_disk_stops_transcription_clearly_and_keeps_earlier_outputs(tmp_p
 
 def test_a_full_disk_during_export_publishes_nothing_and_keeps_earlier_versions(tmp_path):
     root = tmp_path / "digits"
-    source = export.resolve_version(DIGITS)
+    source = resolve_version(DIGITS)
     # The shipped run's manifests are not in a fresh checkout: name the warm-up audio.
     samples = ["--samples", str(fsdd_clip(3)), str(fsdd_clip(7, "nicolas"))]
     shutil.copytree(source, root / "1")  # an earlier version, published
@@ -71,7 +72,7 @@ def test_a_full_disk_during_export_publishes_nothing_and_keeps_earlier_versions(
     assert "Traceback" not in done.stderr
     assert f"cannot write {root / '2'}" in done.stderr and "nothing was published" in done.stderr
     assert sorted(p.name for p in root.iterdir()) == before == ["1"]
-    assert export.versions(root) == [1]
+    assert versions(root) == [1]
     assert (root / "1" / "saved_model.pb").read_bytes() == (source / "saved_model.pb").read_bytes()
 
 

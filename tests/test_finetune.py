@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from speechseq import cli, corpora, data, evaluate, export, finetune, verify
+from speechseq.published import resolve_version
 from speechseq.corpora import DigitSequenceOptions
 from speechseq.text import Vocabulary
 
@@ -41,7 +42,7 @@ def _options(lucas, **changes) -> finetune.FinetuneOptions:
 
 
 def test_an_export_and_its_keras_file_start_from_the_source_s_transcripts(lucas, tmp_path):
-    version = export.resolve_version(SHIPPED)
+    version = resolve_version(SHIPPED)
     run_like = tmp_path / "from-keras"  # a .keras file with its run's files beside it
     shutil.copytree(version / "assets", run_like)
     shutil.copy(version / "assets.extra" / "model.keras", run_like / "model.keras")
@@ -66,7 +67,7 @@ def test_enough_utterances_are_bucketed_by_length_and_few_are_not(lucas, tmp_pat
 def test_frozen_layers_stay_bit_identical_and_the_rest_learns(lucas, tmp_path):
     run = finetune.make_run(_options(lucas, freeze="front,encoder:1"), tmp_path / "run", NO_XLA)
     model = finetune.fit(run, verbose=0)
-    source = export.load_trained(export.resolve_version(SHIPPED)).model
+    source = export.load_trained(resolve_version(SHIPPED)).model
     for name in ("front", "encoder_0"):
         for before, after in zip(source.get_layer(name).get_weights(), model.get_layer(name).get_weights()):
             assert np.array_equal(before, after), name
@@ -78,7 +79,7 @@ def test_frozen_layers_stay_bit_identical_and_the_rest_learns(lucas, tmp_path):
 
 
 def test_a_new_character_keeps_the_shared_rows_and_learns_its_own(lucas, tmp_path):
-    source = export.load_trained(export.resolve_version(SHIPPED))
+    source = export.load_trained(resolve_version(SHIPPED))
     bigger = Vocabulary(symbols=source.classes.symbols + ("#",))
     bigger.save(tmp_path / "bigger.json")
     marked = [corpora.Utterance(u.audio, u.text + " #", u.speaker, u.duration)
@@ -127,7 +128,7 @@ def test_an_interrupted_fine_tune_resumes_and_reports_before_and_after(lucas, tm
     report = json.loads((out / "report.json").read_text())
     row = report["new speaker (dev)"]
     assert row["utterances"] == 12 and set(row) == {"utterances", "manifest", "before", "after"}
-    source = export.load_trained(export.resolve_version(SHIPPED))
+    source = export.load_trained(resolve_version(SHIPPED))
     before = evaluate.score_ctc(source.model, corpora.read_manifest(lucas["train"]), source.classes,
                                 source.features, source.subsampling)
     assert row["before"]["wer"] == round(before.wer, 4) > 0

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from conftest import fsdd_clip
-from speechseq import export
+from speechseq.published import resolve_version, versions
 
 ROOT = Path(__file__).resolve().parents[1]
 SAVED_MODELS = ROOT / "saved_models"
@@ -25,7 +25,7 @@ SAVED_MODEL_CLI = Path(sys.executable).with_name("saved_model_cli")
 
 
 def shipped_versions() -> list[Path]:
-    return [root / str(v) for root in sorted(SAVED_MODELS.iterdir()) for v in export.versions(root)]
+    return [root / str(v) for root in sorted(SAVED_MODELS.iterdir()) for v in versions(root)]
 
 
 # One child process for every version: each runs every signature on real clips in a
@@ -34,10 +34,11 @@ def shipped_versions() -> list[Path]:
 _CHILD = """
 import json, sys
 import numpy as np
-from speechseq import serving, verify, audio, export
+from speechseq import serving, verify, audio
+from speechseq.published import open_published
 clips, report = sys.argv[2:], {}
 for version in json.loads(sys.argv[1]):
-    published = export.open_published(version)
+    published = open_published(version)
     waveform = audio.load(clips[0], published.features.sample_rate)
     pause = np.zeros(published.features.sample_rate // 2, np.float32)  # half a second each side
     waveform = np.concatenate([pause, waveform, pause])
@@ -74,7 +75,7 @@ def test_every_shipped_version_runs_every_signature_in_a_tf1_session():
 
 
 def test_saved_model_cli_run_prints_the_transcript_of_a_bundled_sample(tmp_path):
-    version = export.resolve_version(SAVED_MODELS / "digits")
+    version = resolve_version(SAVED_MODELS / "digits")
     inputs = tmp_path / "wav.npy"
     np.save(inputs, np.array([SAMPLE.read_bytes()], dtype=object), allow_pickle=True)
     done = subprocess.run(

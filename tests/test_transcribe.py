@@ -288,3 +288,25 @@ def test_truncated_files_empty_folders_and_corrupt_mp3s_are_reported_in_the_user
     manifest.write_text(json.dumps({"audio": str(truncated), "text": "three"}) + "\n")
     assert cli.main(["audit", str(manifest)]) == 1
     assert promise in capfd.readouterr().out
+
+
+def test_transcribing_and_tagging_import_no_exporting_or_training_code():
+    """The inference path opens exports through `published` alone: a one-file command
+    loads neither the exporter, the serving modules, nor training."""
+    import subprocess
+    import sys
+
+    child = (
+        "import sys\nfrom speechseq import cli\n"
+        f"assert cli.main(['transcribe', {str(ROOT / 'samples' / 'countdown.wav')!r}, '--model', {str(SHIPPED)!r}]) == 0\n"
+        f"assert cli.main(['tag', {str(ROOT / 'samples' / 'countdown.wav')!r}, '--model', "
+        f"{str(ROOT / 'saved_models' / 'voice-activity')!r}]) == 0\n"
+        "print(sorted(m for m in sys.modules if m.startswith('speechseq')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "three two one zero" in done.stdout
+    loaded = done.stdout.strip().splitlines()[-1]
+    assert "'speechseq.published'" in loaded
+    for module in ("export", "serving", "train", "models", "finetune", "verify"):
+        assert f"'speechseq.{module}'" not in loaded, (module, loaded)
