@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from speechseq import data, decoding, metrics, models
+from speechseq import data, decoding, metrics, models, segments
 from speechseq.corpora import Utterance
 from speechseq.features import FeatureConfig
 from speechseq.text import Vocabulary
@@ -179,12 +179,6 @@ def format_report(values: dict) -> str:
     return "\n".join(lines)
 
 
-def segment_frames(segments, count: int, tags, features: FeatureConfig) -> np.ndarray:
-    """The tag id of each of `count` frames under labelled `segments` (background elsewhere)."""
-    return data.frame_labels([s.start for s in segments], [s.end for s in segments],
-                             [tags.id(s.label) for s in segments], count, features, tags.background_id).numpy()
-
-
 def score_tagging(model, utterances: Sequence[Utterance], collar: float = 0.1) -> dict:
     """Frame accuracy, per-class F1 and confusion matrix (raw arg-max frames: the model),
     and segment F1 with a `collar` in seconds (smoothed segments: what `tag` outputs),
@@ -197,8 +191,8 @@ def score_tagging(model, utterances: Sequence[Utterance], collar: float = 0.1) -
     smoothed = np.zeros_like(matrix)
     hits = segment_count = 0
 
-    def frames_of(segments, count: int) -> np.ndarray:
-        return segment_frames(segments, count, tags, tagger.features)
+    def frames_of(spans, count: int) -> np.ndarray:
+        return segments.segment_frames(spans, count, tags, tagger.features)
 
     for utterance, result in zip(utterances, tagger.tag_files(u.audio for u in utterances)):
         if isinstance(result, Exception):

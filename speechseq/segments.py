@@ -304,3 +304,12 @@ def _textgrid(segments: Sequence[TaggedSegment], duration: float) -> str:
         target = Path(folder) / "tags.TextGrid"
         grid.save(str(target), format="long_textgrid", includeBlankSpaces=True)
         return target.read_text(encoding="utf-8")
+
+
+def segment_frames(segments: Sequence[Segment], count: int, tags, features) -> np.ndarray:
+    """The tag id of each of `count` feature frames under labelled `segments` (background
+    elsewhere): the frame labels training uses (`data.frame_labels`)."""
+    from speechseq import data  # TensorFlow's pipeline ops: only scoring and tuning need them
+
+    return data.frame_labels([s.start for s in segments], [s.end for s in segments],
+                             [tags.id(s.label) for s in segments], count, features, tags.background_id).numpy()

@@ -17,7 +17,7 @@ import json
 import os
 from pathlib import Path
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import keras
 import numpy as np
@@ -27,11 +27,8 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from speechseq import decoding, models
 from speechseq.errors import SpeechseqError
-from speechseq.features import feature_layer
-from speechseq.text import BLANK_ID
-
-if TYPE_CHECKING:  # the exporter hands its trained model to the serving modules
-    from speechseq.export import Trained
+from speechseq.features import FeatureConfig, feature_layer
+from speechseq.text import BLANK_ID, TagSet, Vocabulary
 
 WARMUP_FILE = "tf_serving_warmup_requests"  # in assets.extra: TF Serving replays it at load
 REST_PORT = 8501  # TF Serving's default REST port
@@ -269,6 +266,20 @@ _WAV_SPEC = [tf.TensorSpec([None], tf.string, name="wav")]
 # ---- serving modules ---------------------------------------------------------------------
 
 
+class Servable(Protocol):
+    """What a serving module is made from: `export.Trained` is one."""
+
+    model: keras.Model
+    classes: Vocabulary | TagSet
+    features: FeatureConfig
+
+    @property
+    def subsampling(self) -> int: ...
+
+    @property
+    def task(self) -> str: ...
+
+
 class _ServingModule(tf.Module):
     """What both serving modules share: a Keras model and its feature layer, saved as
     their variables alone.
@@ -288,7 +299,7 @@ class _ServingModule(tf.Module):
     checkpoint holds each weight once.
     """
 
-    def __init__(self, trained: Trained, name: str):
+    def __init__(self, trained: Servable, name: str):
         super().__init__(name=name)
         self._hold(trained.model, feature_layer(trained.features, name="frontend"))
         self.served_variables = [v.value for layer in (self.model, self.frontend) for v in layer.variables]
@@ -301,7 +312,7 @@ class _ServingModule(tf.Module):
 class CTCServing(_ServingModule):
     """Signatures of a transcription model: audio or WAV bytes -> text with token times."""
 
-    def __init__(self, trained: Trained):
+    def __init__(self, trained: Servable):
         super().__init__(trained, name="speechseq_ctc")
         config = trained.features
         self._sample_rate = config.sample_rate
@@ -363,7 +374,7 @@ class CTCServing(_ServingModule):
 class TaggingServing(_ServingModule):
     """Signatures of a frame-tagging model: audio or WAV bytes -> a tag for every frame."""
 
-    def __init__(self, trained: Trained):
+    def __init__(self, trained: Servable):
         super().__init__(trained, name="speechseq_tagging")
         self._sample_rate = trained.features.sample_rate
         self._tag_names = tf.constant(list(trained.classes.labels))
@@ -390,5 +401,5 @@ class TaggingServing(_ServingModule):
         return self.tag(*decode_wavs(wav, self._sample_rate))  # one traced model for both signatures
 
 
-def serving_module(trained: Trained) -> CTCServing | TaggingServing:
+def serving_module(trained: Servable) -> CTCServing | TaggingServing:
     return TaggingServing(trained) if trained.task == "frames" else CTCServing(trained)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speechseq import decoding, evaluate, metrics, segments
+from speechseq import decoding, metrics, segments
 from speechseq.corpora import Utterance
 from speechseq.errors import SpeechseqError
 from speechseq.files import write_text
@@ -70,7 +70,7 @@ def tune(model, utterances: Sequence[Utterance], collar: float = 0.1) -> Tuned:
     for utterance, result in zip(utterances, tagger.tag_files(u.audio for u in utterances)):
         if isinstance(result, Exception):
             raise result
-        reference = evaluate.segment_frames(utterance.segments, len(result.probabilities), tags, tagger.features)
+        reference = segments.segment_frames(utterance.segments, len(result.probabilities), tags, tagger.features)
         runs.append((result.probabilities, reference, utterance.segments))
 
     def score(options: SmoothingOptions) -> dict:
