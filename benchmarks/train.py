@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT / "pipelines"))
 from digits import DEFAULTS, FSDD  # noqa: E402
 from features import RESULTS, machine  # noqa: E402
 
-from speechseq import corpora, data, losses, models, runfile, train  # noqa: E402
-from speechseq.corpora import DigitSequenceOptions  # noqa: E402
+from speechseq import corpora, data, derived, losses, models, runfile, train  # noqa: E402
+from speechseq.derived import DigitSequenceOptions  # noqa: E402
 from speechseq.text import Vocabulary  # noqa: E402
 
 
@@ -66,7 +66,7 @@ def main() -> None:
 
     corpus = ROOT / "work" / "digits-lucas"
     if not (corpus / "train.jsonl").exists():
-        corpora.connected_digits(FSDD, corpus, DigitSequenceOptions(held_out_speaker="lucas"))
+        derived.connected_digits(FSDD, corpus, DigitSequenceOptions(held_out_speaker="lucas"))
     run = runfile.load(None, DEFAULTS + [f"data.train={corpus / 'train.jsonl'}"], "unused")
     utterances = corpora.read_manifest(run.data.train)[: args.utterances]
     vocabulary = Vocabulary(digits_as_words=True)

@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from features import RESULTS, machine  # noqa: E402
 
-from speechseq import audio, corpora, plots  # noqa: E402
-from speechseq.corpora import DigitSequenceOptions  # noqa: E402
+from speechseq import audio, corpora, derived, plots  # noqa: E402
+from speechseq.derived import DigitSequenceOptions  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FSDD = ROOT.parent / "shared" / "data" / "fsdd"
@@ -86,7 +86,7 @@ def main() -> None:
         seconds = sum(audio.info(c).duration for c in short)
         wall, rss = run_command(["transcribe", *map(str, short), "--model", str(MODEL), "--out", str(scratch / "out")])
         rows.append((f"{len(short)} short files (FSDD)", seconds, wall, rss))
-        manifest = corpora.connected_digits(FSDD, scratch / "digits", DigitSequenceOptions(passes=(("test", 1),)))
+        manifest = derived.connected_digits(FSDD, scratch / "digits", DigitSequenceOptions(passes=(("test", 1),)))
         utterances = corpora.read_manifest(manifest["test"])
         for minutes in args.minutes:
             path = long_file(scratch, minutes, utterances)

@@ -9,7 +9,7 @@
   way (130 utterances), and the all-digit prompts of the speechocean762 test speakers
   (8 utterances, 31 digits: children and adults, Mandarin L1).
 The speechocean762 speakers are those of pipelines/speechocean762_split.json, as in every
-recipe; FSDD's strings are those `corpora.connected_digits` makes for lucas held out.
+recipe; FSDD's strings are those `derived.connected_digits` makes for lucas held out.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import json
 import os
 from pathlib import Path
 
-from speechseq import corpora
-from speechseq.corpora import DigitSequenceOptions
+from speechseq import corpora, derived
+from speechseq.derived import DigitSequenceOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("SPEECHSEQ_DATA", ROOT.parent / "shared" / "data"))
@@ -41,7 +41,7 @@ def write(out: Path) -> dict[str, Path]:
     """Manifests: dev, and each held-out set by name."""
     fsdd = out / f"fsdd-{FSDD_HELD_OUT}"
     if not (fsdd / "held_out.jsonl").exists():  # the same options always make the same files
-        corpora.connected_digits(FSDD, fsdd, DigitSequenceOptions(held_out_speaker=FSDD_HELD_OUT))
+        derived.connected_digits(FSDD, fsdd, DigitSequenceOptions(held_out_speaker=FSDD_HELD_OUT))
     dev = corpora.read_manifest(fsdd / "dev.jsonl") + digit_prompts(SPEAKER_SPLIT["dev"])
     return {
         "dev": corpora.write_manifest(dev, out / "dev.jsonl"),

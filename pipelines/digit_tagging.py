@@ -24,8 +24,8 @@ import json
 import time
 from pathlib import Path
 
-from speechseq import corpora, evaluate, runfile, synth, train
-from speechseq.corpora import DigitSequenceOptions
+from speechseq import corpora, derived, evaluate, runfile, synth, train
+from speechseq.derived import DigitSequenceOptions
 from speechseq.files import write_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,13 +68,13 @@ def main() -> None:
         synthetic = synth.digit_clips(synth.voices(args.synthetic_voices, seed=13), corpus / "espeak-clips",
                                       range(10, 10 + args.synthetic_takes))
     if not (corpus / "train.jsonl").exists():
-        corpora.connected_digits(FSDD, corpus, DigitSequenceOptions(held_out_speaker="lucas"), synthetic)
+        derived.connected_digits(FSDD, corpus, DigitSequenceOptions(held_out_speaker="lucas"), synthetic)
     train_manifest = corpus / "train.jsonl"
     if args.speed:
         # The human speakers' utterances only: they are what is scarce (eSpeak voices already vary their rate).
         training = corpora.read_manifest(train_manifest)
         human = {clip.speaker for clip in corpora.fsdd_clips(FSDD)}
-        copies = corpora.speed_perturbed([u for u in training if u.speaker in human], args.speed, corpus / "speed")
+        copies = derived.speed_perturbed([u for u in training if u.speaker in human], args.speed, corpus / "speed")
         name = "train" + "".join(f"-sp{f:g}" for f in args.speed)
         train_manifest = corpora.write_manifest(training + copies, corpus / f"{name}.jsonl")
     settings = DEFAULTS + [f"data.train={train_manifest}", f"data.dev={corpus / 'dev.jsonl'}"] + args.set

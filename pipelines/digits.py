@@ -26,8 +26,8 @@ from pathlib import Path
 
 import random
 
-from speechseq import corpora, evaluate, runfile, synth, train
-from speechseq.corpora import DigitSequenceOptions
+from speechseq import corpora, derived, evaluate, runfile, synth, train
+from speechseq.derived import DigitSequenceOptions
 from speechseq.files import write_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,11 +81,11 @@ def main() -> None:
     held_out = None if args.held_out == "none" else args.held_out
     corpus = ROOT / "work" / f"digits-{held_out or 'all'}"
     if not (corpus / "train.jsonl").exists():
-        corpora.connected_digits(FSDD, corpus, DigitSequenceOptions(held_out_speaker=held_out))
+        derived.connected_digits(FSDD, corpus, DigitSequenceOptions(held_out_speaker=held_out))
     train_manifest, splits = corpus / "train.jsonl", {"test takes (training speakers)": corpus / "test.jsonl"}
     training = corpora.read_manifest(train_manifest)
     if args.speed:
-        training += corpora.speed_perturbed(training, args.speed, corpus / "speed")
+        training += derived.speed_perturbed(training, args.speed, corpus / "speed")
     if args.synthetic_voices:
         synthetic_train, synthetic_test = synthetic_splits(args.synthetic_voices)
         training += synthetic_train

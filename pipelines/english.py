@@ -16,14 +16,14 @@ Training data, all read English:
   (1.05 h), split by prompt as pipelines/sentences.py does: every 10th prompt test, the
   5th of each ten dev.
 - FSDD (DATA/fsdd): connected digit strings joined from single-digit clips of 5 speakers
-  (`corpora.connected_digits`, as pipelines/digits.py, but each clip used once); speaker
+  (`derived.connected_digits`, as pipelines/digits.py, but each clip used once); speaker
   lucas is held out entirely, the others' takes 10-49 train and 5-9 dev.
 - `--synthetic-voices N` (default 4) eSpeak NG voices reading the training prompts of
   speechocean762 and Kathleen. Each prompt is read by ONE of the N voices, in turn (not by
   every voice, as sentences.py does): 4 voices reading every prompt would be 5.4 h of
   synthetic speech to 3.3 h of real; one reading each is 1.35 h, under a third of the training audio.
 - `--speed 0.9 1.1` (off by default) adds speed-perturbed copies of the real training
-  utterances (`corpora.speed_perturbed`).
+  utterances (`derived.speed_perturbed`).
 
 Vocabulary: the default one (space, a-z, apostrophe; digits as words). The speechocean
 prompts are lowercase letters, spaces and apostrophes only: `speechseq audit` passes all
@@ -54,8 +54,8 @@ from pathlib import Path
 
 # Only the light modules here: --prepare-only and tests/test_english_recipe.py import this
 # file without loading TensorFlow (evaluate, metrics, runfile and train import it, in main).
-from speechseq import corpora, synth
-from speechseq.corpora import DigitSequenceOptions
+from speechseq import corpora, derived, synth
+from speechseq.derived import DigitSequenceOptions
 from speechseq.files import write_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,7 +167,7 @@ def fsdd_splits() -> dict[str, list[corpora.Utterance]]:
     """Connected FSDD digits: train and dev takes of four speakers, test = all of lucas."""
     folder = WORK / f"fsdd-{FSDD_HELD_OUT}-once"
     if not (folder / "held_out.jsonl").exists():  # the same options always make the same files
-        corpora.connected_digits(FSDD, folder, FSDD_OPTIONS)
+        derived.connected_digits(FSDD, folder, FSDD_OPTIONS)
     return {"train": corpora.read_manifest(folder / "train.jsonl"),
             "dev": corpora.read_manifest(folder / "dev.jsonl"),
             "test": corpora.read_manifest(folder / "held_out.jsonl")}
@@ -194,7 +194,7 @@ def build(synthetic_voices: int, speed: list[float]) -> dict:
     training = list(real)
     extra: dict[str, list[corpora.Utterance]] = {}
     if speed:
-        extra["speed copies"] = corpora.speed_perturbed(real, speed, WORK / "speed")
+        extra["speed copies"] = derived.speed_perturbed(real, speed, WORK / "speed")
         training += extra["speed copies"]
     if synthetic_voices:
         prompts = sorted({u.text for name in ("speechocean762", "kathleen") for u in sources[name]["train"]})

@@ -28,8 +28,8 @@ from pathlib import Path
 
 from sentences import DEFAULTS as SENTENCE_DEFAULTS
 from sentences import KATHLEEN, split_by_prompt
-from speechseq import audio, corpora, finetune, runfile, synth, train
-from speechseq.corpora import DigitSequenceOptions
+from speechseq import audio, corpora, derived, finetune, runfile, synth, train
+from speechseq.derived import DigitSequenceOptions
 from speechseq.files import write_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,7 +59,7 @@ def main() -> None:
 def adapt_digits(args, out: Path) -> None:
     corpus = ROOT / "work" / "digits-lucas"
     if not (corpus / "held_out.jsonl").exists():
-        corpora.connected_digits(FSDD, corpus, DigitSequenceOptions(held_out_speaker="lucas"))
+        derived.connected_digits(FSDD, corpus, DigitSequenceOptions(held_out_speaker="lucas"))
     lucas = corpora.read_manifest(corpus / "held_out.jsonl")
     split = out / "lucas"
     dev = corpora.write_manifest(lucas[50:65], split / "dev.jsonl")

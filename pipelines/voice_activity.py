@@ -26,7 +26,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from speechseq import corpora, evaluate, runfile, scenes, synth, train
+from speechseq import corpora, derived, evaluate, runfile, scenes, synth, train
 from speechseq.files import write_text
 from speechseq.text import DIGIT_WORDS
 
@@ -75,7 +75,7 @@ def speed_perturbed_speakers(by_speaker: dict[str, list[Path]], factors: Sequenc
                              folder: Path) -> dict[str, list[Path]]:
     """Each speaker's clips played at each speed factor, as a speaker of its own
     ("george-sp0.9"): a higher or lower voice and a faster or slower tempo."""
-    return {f"{speaker}-sp{factor:g}": [copy.audio for copy in corpora.speed_perturbed(
+    return {f"{speaker}-sp{factor:g}": [copy.audio for copy in derived.speed_perturbed(
                 [corpora.Utterance(path, speaker=speaker) for path in paths], [factor], folder)]
             for speaker, paths in by_speaker.items() for factor in factors}
 

@@ -28,8 +28,10 @@ def _vocabulary(args) -> Vocabulary | None:
 def cmd_manifest(args) -> int:
     """Turn a corpus layout into a JSON Lines manifest."""
     if args.layout == "digits":
-        options = corpora.DigitSequenceOptions(held_out_speaker=args.held_out, seed=args.seed)
-        written = corpora.connected_digits(args.source, args.out, options)
+        from speechseq import derived
+
+        options = derived.DigitSequenceOptions(held_out_speaker=args.held_out, seed=args.seed)
+        written = derived.connected_digits(args.source, args.out, options)
         for split, path in sorted(written.items()):
             print(f"{split}: {len(corpora.read_manifest(path))} utterances -> {path}")
         return 0

@@ -11,22 +11,18 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 import io
 import json
 import math
 import os
-import random
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import numpy as np
-import soundfile
 
 from speechseq import audio
 from speechseq.errors import SpeechseqError
-from speechseq.files import atomic_path, write_text
+from speechseq.files import write_text
 from speechseq.text import DIGIT_WORDS, OutOfVocabularyError, Vocabulary
 
 DURATION_TOLERANCE = 0.1  # seconds a manifest's duration may differ from the file's
@@ -281,148 +277,6 @@ def fsdd_clips(root: str | os.PathLike) -> list[DigitClip]:
 def fsdd(root: str | os.PathLike) -> list[Utterance]:
     """One utterance per FSDD clip, its transcript the digit's word."""
     return [Utterance(c.path, c.word, c.speaker, _duration(c.path)) for c in fsdd_clips(root)]
-
-
-# ---- connected digits ----------------------------------------------------------------
-
-FSDD_SPLITS = {"test": range(0, 5), "dev": range(5, 10), "train": range(10, 50)}  # takes
-
-
-@dataclasses.dataclass(frozen=True)
-class DigitSequenceOptions:
-    """How `connected_digits` strings FSDD clips into utterances."""
-
-    min_digits: int = 1  # digits per utterance, at least
-    max_digits: int = 7  # digits per utterance, at most
-    min_gap: float = 0.05  # seconds of silence between digits, at least
-    max_gap: float = 0.30  # seconds of silence between digits, at most
-    edge: float = 0.10  # seconds of silence before the first and after the last digit
-    passes: Sequence[tuple[str, int]] = (("train", 4), ("dev", 1), ("test", 2))
-    # ^ how many times each split's clips are each used (in fresh random orders)
-    held_out_speaker: str | None = None  # all of this speaker's clips -> split "held_out"
-    trim_db: float | None = 35.0  # a digit's segment spans its clip's sound: from the first to the last
-    # 25 ms frame within this many dB of the clip's loudest (None: the whole clip, silence and all)
-    seed: int = 0
-
-
-def _group_clips(clips: Sequence[DigitClip], options: DigitSequenceOptions):
-    """(split, speaker) -> clips, by take number; a held-out speaker gets its own split."""
-    groups: dict[tuple[str, str], list[DigitClip]] = {}
-    for clip in clips:
-        if clip.speaker == options.held_out_speaker:
-            split = "held_out"
-        else:
-            split = next((s for s, takes in FSDD_SPLITS.items() if clip.take in takes), None)
-            if split is None:
-                continue
-        groups.setdefault((split, clip.speaker), []).append(clip)
-    return groups
-
-
-def _chunks(items: list, rng: random.Random, low: int, high: int):
-    start = 0
-    while start < len(items):
-        size = rng.randint(low, high)
-        yield items[start : start + size]
-        start += size
-
-
-def _join_clips(chunk: Sequence[DigitClip], rng: random.Random, options) -> tuple:
-    rate = None
-    pieces, segments, cursor = [], [], options.edge
-    for index, clip in enumerate(chunk):
-        samples, clip_rate = soundfile.read(clip.path, dtype="int16")
-        if rate is None:
-            rate = clip_rate
-            pieces.append(np.zeros(int(options.edge * rate), np.int16))
-        elif clip_rate != rate:
-            raise CorpusError(f"{clip.path}: {clip_rate} Hz, other clips are {rate} Hz")
-        if index:
-            gap = rng.uniform(options.min_gap, options.max_gap)
-            pieces.append(np.zeros(int(gap * rate), np.int16))
-            cursor += len(pieces[-1]) / rate
-        pieces.append(samples)
-        start, end = audio.sound_span(samples, rate, options.trim_db)
-        segments.append(Segment(round(cursor + start / rate, 4), round(cursor + end / rate, 4), clip.word))
-        cursor += len(samples) / rate
-    pieces.append(np.zeros(int(options.edge * rate), np.int16))
-    return np.concatenate(pieces), rate, tuple(segments)
-
-
-def speed_perturbed(utterances: Sequence[Utterance], factors: Sequence[float], out_dir: str | os.PathLike,
-                    sample_rate: int = audio.SAMPLE_RATE) -> list[Utterance]:
-    """Copies of `utterances` played `factor` times as fast (tempo and pitch together, as
-    Kaldi's speed perturbation), as 16-bit WAVs under `out_dir/sp{factor}/`.
-
-    Times scale by 1/factor: durations and segments follow. Files that exist already are
-    kept, so a rebuild only adds what is missing. Returns the copies' entries.
-    """
-    out_dir = Path(out_dir)
-    copies = []
-    for factor in factors:
-        if not 0.5 <= factor <= 2.0:
-            raise CorpusError(f"speed factor {factor} is outside 0.5-2.0")
-        folder = out_dir / f"sp{factor:g}"
-        for utterance in utterances:
-            # Named by the source's path: clips in different folders may share a stem,
-            # and another call (another manifest's order) must not reuse other audio.
-            key = hashlib.sha1(str(utterance.audio).encode("utf-8")).hexdigest()[:12]
-            target = folder / f"{utterance.audio.stem}_{key}.wav"
-            if not target.exists():
-                waveform = audio.load(utterance.audio, sample_rate)
-                # Read as if recorded at factor x the rate, then resampled back: factor x as fast.
-                faster = audio.resample(waveform, round(sample_rate * factor), sample_rate)
-                with atomic_path(target) as temporary:
-                    soundfile.write(temporary, faster, sample_rate, subtype="PCM_16", format="WAV")
-            copies.append(dataclasses.replace(
-                utterance,
-                audio=target.absolute(),
-                duration=None if utterance.duration is None else utterance.duration / factor,
-                segments=tuple(Segment(s.start / factor, s.end / factor, s.label) for s in utterance.segments),
-            ))
-    return copies
-
-
-def connected_digits(
-    fsdd_root: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    options: DigitSequenceOptions = DigitSequenceOptions(),
-    more_clips: Sequence[DigitClip] = (),
-) -> dict[str, Path]:
-    """Build connected-digit utterances from FSDD and write one manifest per split.
-
-    Each utterance joins 1-7 clips of one speaker and one split, with short random
-    silences between them; its transcript reads "three one four" and its segments
-    give each digit's time (the sound of its clip, `trim_db`). Splits follow the takes (0-4 test, 5-9 dev, 10-49 train);
-    `held_out_speaker` moves all of one speaker's clips to a `held_out` split.
-    `more_clips` join FSDD's by the same rules (`synth.digit_clips`: synthetic speakers).
-    Same options and seed, same files. Returns split -> manifest path.
-    """
-    out_dir = Path(out_dir)
-    groups = _group_clips(fsdd_clips(fsdd_root) + list(more_clips), options)
-    passes = dict(options.passes) | {"held_out": 1}
-    rng = random.Random(options.seed)
-    manifests: dict[str, list[Utterance]] = {}
-    for (split, speaker), clips in sorted(groups.items()):
-        for repeat in range(passes.get(split, 0)):
-            order = list(clips)
-            rng.shuffle(order)
-            for number, chunk in enumerate(
-                _chunks(order, rng, options.min_digits, options.max_digits)
-            ):
-                samples, rate, segments = _join_clips(chunk, rng, options)
-                path = out_dir / "audio" / split / f"{speaker}_{repeat}_{number:04d}.wav"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with atomic_path(path) as temporary:
-                    soundfile.write(temporary, samples, rate, format="WAV", subtype="PCM_16")
-                text = " ".join(s.label for s in segments)
-                manifests.setdefault(split, []).append(
-                    Utterance(path.absolute(), text, speaker, len(samples) / rate, segments)
-                )
-    return {
-        split: write_manifest(utterances, out_dir / f"{split}.jsonl")
-        for split, utterances in manifests.items()
-    }
 
 
 # ---- audit ---------------------------------------------------------------------------

@@ -154,7 +154,7 @@ def synthetic_corpus(texts, voice_list, out_dir, synthesizer: Synthesizer | None
 def digit_clips(voice_list, out_dir, takes, sample_rate: int = 8000, synthesizer: Synthesizer | None = None):
     """Each voice saying each digit word alone, once per take, written FSDD-style as
     `out_dir/{digit}_{speaker}_{take}.wav` at `sample_rate` (FSDD's 8 kHz), trimmed of
-    silence at 40 dB below the peak: clips `corpora.connected_digits` can join like
+    silence at 40 dB below the peak: clips `derived.connected_digits` can join like
     FSDD's, so each digit's segment is known exactly. FSDD names allow letters only in
     the speaker, so each voice gets a letters-only name (`out_dir/voices.json` maps
     them back). Each take nudges the rate and pitch, so no two takes are the same sound.

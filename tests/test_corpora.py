@@ -10,8 +10,9 @@ import pytest
 import soundfile
 
 from conftest import ROOT, fsdd_clip, kathleen_clip, write_wav
-from speechseq import audio, cli, corpora
-from speechseq.corpora import CorpusError, DigitSequenceOptions, Segment, Utterance
+from speechseq import audio, cli, corpora, derived
+from speechseq.corpora import CorpusError, Segment, Utterance
+from speechseq.derived import DigitSequenceOptions
 from speechseq.text import Vocabulary
 
 
@@ -126,7 +127,7 @@ def test_fsdd_reader(fsdd_dir):
 def digits(fsdd_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("digits")
     options = DigitSequenceOptions(passes=(("train", 1), ("dev", 1), ("test", 1)), held_out_speaker="lucas")
-    return out, options, corpora.connected_digits(fsdd_dir, out, options)
+    return out, options, derived.connected_digits(fsdd_dir, out, options)
 
 
 def test_connected_digits_splits_by_take_and_holds_a_speaker_out(digits):
@@ -172,9 +173,9 @@ def test_connected_digit_audio_matches_its_segments_and_transcript(digits):
 
 
 def test_digit_segments_can_span_whole_clips_silence_and_all(fsdd_dir, tmp_path):
-    options = corpora.DigitSequenceOptions(passes=(("test", 1),), held_out_speaker="lucas", trim_db=None)
-    whole = corpora.read_manifest(corpora.connected_digits(fsdd_dir, tmp_path / "whole", options)["held_out"])
-    trimmed = corpora.read_manifest(corpora.connected_digits(
+    options = derived.DigitSequenceOptions(passes=(("test", 1),), held_out_speaker="lucas", trim_db=None)
+    whole = corpora.read_manifest(derived.connected_digits(fsdd_dir, tmp_path / "whole", options)["held_out"])
+    trimmed = corpora.read_manifest(derived.connected_digits(
         fsdd_dir, tmp_path / "trimmed", dataclasses.replace(options, trim_db=35.0))["held_out"])
     covered = lambda utterances: sum(s.end - s.start for u in utterances for s in u.segments)
     # lucas leaves about a quarter of each clip silent: the trimmed segments are that much shorter.
@@ -184,7 +185,7 @@ def test_digit_segments_can_span_whole_clips_silence_and_all(fsdd_dir, tmp_path)
 
 def test_connected_digits_are_reproducible(digits, fsdd_dir, tmp_path):
     out, options, manifests = digits
-    again = corpora.connected_digits(fsdd_dir, tmp_path, options)
+    again = derived.connected_digits(fsdd_dir, tmp_path, options)
     assert again["test"].read_text() == manifests["test"].read_text()
     first = corpora.read_manifest(manifests["test"])[0]
     second = corpora.read_manifest(again["test"])[0]
@@ -255,8 +256,8 @@ def test_speed_perturbed_copies_scale_time_and_pitch_and_keep_the_words(tmp_path
     clip = fsdd_clip(7, "jackson", 0)
     seconds = audio.info(clip).duration
     original = Utterance(clip, "seven", "jackson", seconds, (Segment(0.0, seconds, "seven"),))
-    copies = corpora.speed_perturbed([original], (0.9, 1.1), tmp_path)
-    assert corpora.speed_perturbed([original], (0.9, 1.1), tmp_path) == copies  # kept, not rebuilt
+    copies = derived.speed_perturbed([original], (0.9, 1.1), tmp_path)
+    assert derived.speed_perturbed([original], (0.9, 1.1), tmp_path) == copies  # kept, not rebuilt
 
     def centroid(path) -> float:
         power = np.abs(np.fft.rfft(audio.load(path))) ** 2

@@ -7,8 +7,9 @@ import pytest
 import tensorflow as tf
 
 from conftest import fsdd_clip
-from speechseq import audio, corpora, data
-from speechseq.corpora import DigitSequenceOptions, Segment, Utterance
+from speechseq import audio, corpora, data, derived
+from speechseq.corpora import Segment, Utterance
+from speechseq.derived import DigitSequenceOptions
 from speechseq.errors import SpeechseqError
 from speechseq.features import FeatureConfig, LogMel
 from speechseq.text import TagSet, Vocabulary
@@ -21,7 +22,7 @@ VOCABULARY = Vocabulary()
 def utterances(fsdd_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("digits")
     options = DigitSequenceOptions(passes=(("test", 1),))
-    manifest = corpora.connected_digits(fsdd_dir, out, options)["test"]
+    manifest = derived.connected_digits(fsdd_dir, out, options)["test"]
     return corpora.read_manifest(manifest)[:24]
 
 

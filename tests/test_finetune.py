@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from speechseq import cli, corpora, data, evaluate, export, finetune, verify
+from speechseq import cli, corpora, data, derived, evaluate, export, finetune, verify
 from speechseq.published import resolve_version
-from speechseq.corpora import DigitSequenceOptions
+from speechseq.derived import DigitSequenceOptions
 from speechseq.text import Vocabulary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +27,7 @@ def lucas(fsdd_dir, tmp_path_factory) -> dict[str, Path]:
     """Connected digits of lucas, the speaker the shipped model never heard: 12 to adapt on, 8 to check."""
     folder = tmp_path_factory.mktemp("lucas")
     options = DigitSequenceOptions(passes=(), held_out_speaker="lucas", max_digits=3)
-    held_out = corpora.read_manifest(corpora.connected_digits(fsdd_dir, folder, options)["held_out"])
+    held_out = corpora.read_manifest(derived.connected_digits(fsdd_dir, folder, options)["held_out"])
     return {"train": corpora.write_manifest(held_out[:12], folder / "train.jsonl"),
             "dev": corpora.write_manifest(held_out[12:20], folder / "dev.jsonl")}
 

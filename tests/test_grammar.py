@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import fsdd_clip, kathleen_clip
-from speechseq import audio, cli, corpora, grammar, metrics
+from speechseq import audio, cli, corpora, derived, grammar, metrics
 from speechseq.decoding import BeamOptions
 from speechseq.errors import SpeechseqError
 from speechseq.grammar import Grammar, GrammarDecoder, GrammarError, GrammarOptions
@@ -115,10 +115,10 @@ def test_the_path_found_is_the_best_one_the_grammar_allows():
 @pytest.fixture(scope="module")
 def lucas(fsdd_dir, tmp_path_factory) -> list[corpora.Utterance]:
     """Connected digits of lucas, a speaker the digits model never heard."""
-    from speechseq.corpora import DigitSequenceOptions
+    from speechseq.derived import DigitSequenceOptions
 
     folder = tmp_path_factory.mktemp("lucas")
-    made = corpora.connected_digits(fsdd_dir, folder, DigitSequenceOptions(held_out_speaker="lucas"))
+    made = derived.connected_digits(fsdd_dir, folder, DigitSequenceOptions(held_out_speaker="lucas"))
     return corpora.read_manifest(made["held_out"])[:24]
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from speechseq import audio, synth
+from speechseq import audio, derived, synth
 from speechseq.errors import SpeechseqError
 from speechseq.synth import Voice
 
@@ -89,9 +89,9 @@ def test_synthetic_digit_clips_join_fsdd_s_into_training_utterances_with_exact_s
     takes = {c.take: by_path[c.path] for c in clips if c.digit == 7 and c.speaker == clips[0].speaker}
     assert takes[10].size != takes[11].size or not np.array_equal(takes[10], takes[11])  # takes differ
 
-    options = corpora.DigitSequenceOptions(passes=(("train", 1), ("dev", 1), ("test", 1)), held_out_speaker="lucas",
+    options = derived.DigitSequenceOptions(passes=(("train", 1), ("dev", 1), ("test", 1)), held_out_speaker="lucas",
                                            trim_db=None)  # segments are then whole clips, found below
-    manifests = corpora.connected_digits(fsdd_dir, tmp_path / "digits", options, clips)
+    manifests = derived.connected_digits(fsdd_dir, tmp_path / "digits", options, clips)
     synthetic = [u for u in corpora.read_manifest(manifests["train"]) if u.speaker.startswith("espeak")]
     assert {u.speaker for u in synthetic} == {c.speaker for c in clips}
     assert sum(len(u.segments) for u in synthetic) == len(clips)  # each clip once, in training only

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from conftest import TINY_RUN as TINY, fsdd_clip
-from speechseq import audio, corpora, data, decoding, evaluate, export, models, runfile, train
-from speechseq.corpora import DigitSequenceOptions, Utterance
+from speechseq import audio, corpora, data, decoding, derived, evaluate, export, models, runfile, train
+from speechseq.corpora import Utterance
+from speechseq.derived import DigitSequenceOptions
 from speechseq.features import feature_layer
 from speechseq.text import DIGIT_WORDS, TagSet, Vocabulary
 from speechseq.transcribe import Transcriber
@@ -59,7 +60,7 @@ def test_tiny_ctc_model_overfits_ten_real_clips_and_decodes_them(ten_digits, tmp
 
 def test_tiny_frame_model_overfits_labelled_frames(fsdd_dir, tmp_path):
     options = DigitSequenceOptions(passes=(("test", 1),), max_digits=3)
-    manifest = corpora.connected_digits(fsdd_dir, tmp_path / "digits", options)["test"]
+    manifest = derived.connected_digits(fsdd_dir, tmp_path / "digits", options)["test"]
     few = corpora.read_manifest(manifest)[:8]
     small = corpora.write_manifest(few, tmp_path / "few.jsonl")
     run = runfile.load(

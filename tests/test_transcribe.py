@@ -16,8 +16,8 @@ import srt
 import webvtt
 
 from conftest import fsdd_clip
-from speechseq import audio, cli, corpora, metrics, writers
-from speechseq.corpora import DigitSequenceOptions
+from speechseq import audio, cli, corpora, derived, metrics, writers
+from speechseq.derived import DigitSequenceOptions
 from speechseq.decoding import BeamOptions
 from speechseq.errors import SpeechseqError
 from speechseq.text import DIGIT_WORDS
@@ -37,7 +37,7 @@ def transcriber():
 def test_takes(fsdd_dir, tmp_path_factory) -> list[corpora.Utterance]:
     """Connected digits from the test takes (0-4) of the speakers the model was trained on."""
     folder = tmp_path_factory.mktemp("digits")
-    manifest = corpora.connected_digits(fsdd_dir, folder, DigitSequenceOptions(passes=(("test", 1),)))["test"]
+    manifest = derived.connected_digits(fsdd_dir, folder, DigitSequenceOptions(passes=(("test", 1),)))["test"]
     return [u for u in corpora.read_manifest(manifest) if u.speaker in TRAINING_SPEAKERS]
 
 
