@@ -30,7 +30,7 @@ from speechseq.benchmark import machine  # noqa: E402,F401 (the other scripts im
 from speechseq.features import FeatureConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+DATA = corpora.data_root()
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 CONFIG = FeatureConfig()
 

@@ -37,7 +37,7 @@ from features import RESULTS, machine  # noqa: E402
 
 from speechseq import corpora  # noqa: E402
 
-DATA = Path(os.environ.get("SPEECHSEQ_DATA", ROOT.parent / "shared" / "data"))
+DATA = corpora.data_root()
 BATCH = 16
 
 

@@ -38,7 +38,7 @@ from speechseq import audio, corpora, derived, plots  # noqa: E402
 from speechseq.derived import DigitSequenceOptions  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-FSDD = ROOT.parent / "shared" / "data" / "fsdd"
+FSDD = corpora.data_root() / "fsdd"
 MODEL = ROOT / "saved_models" / "digits"
 
 

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 from speechseq import corpora, derived
 from speechseq.derived import DigitSequenceOptions
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("SPEECHSEQ_DATA", ROOT.parent / "shared" / "data"))
+DATA = corpora.data_root()
 FSDD = DATA / "fsdd"
 SPEECHOCEAN = DATA / "speechocean762" / "manifest.jsonl"
 SPEAKER_SPLIT = json.loads((ROOT / "pipelines" / "speechocean762_split.json").read_text())

@@ -31,7 +31,7 @@ from speechseq.derived import DigitSequenceOptions
 from speechseq.files import write_text
 
 ROOT = Path(__file__).resolve().parents[1]
-FSDD = ROOT.parent / "shared" / "data" / "fsdd"
+FSDD = corpora.data_root() / "fsdd"
 
 # Chosen by measurement: see benchmarks/RESULTS.md, "Digits architecture".
 DEFAULTS = [

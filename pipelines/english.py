@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import time
 from pathlib import Path
@@ -59,7 +58,7 @@ from speechseq.derived import DigitSequenceOptions
 from speechseq.files import write_text
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("SPEECHSEQ_DATA", ROOT.parent / "shared" / "data"))
+DATA = corpora.data_root()
 SPEECHOCEAN = DATA / "speechocean762" / "manifest.jsonl"
 KATHLEEN = DATA / "kathleen" / "clips"
 FSDD = DATA / "fsdd"

@@ -33,7 +33,7 @@ from speechseq.derived import DigitSequenceOptions
 from speechseq.files import write_text
 
 ROOT = Path(__file__).resolve().parents[1]
-FSDD = ROOT.parent / "shared" / "data" / "fsdd"
+FSDD = corpora.data_root() / "fsdd"
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ from speechseq import corpora, evaluate, runfile, synth, train
 from speechseq.files import write_text
 
 ROOT = Path(__file__).resolve().parents[1]
-KATHLEEN = ROOT.parent / "shared" / "data" / "kathleen" / "clips"
+KATHLEEN = corpora.data_root() / "kathleen" / "clips"
 
 DEFAULTS = [
     "features.n_mels=80",

@@ -31,8 +31,8 @@ from speechseq.files import write_text
 from speechseq.text import DIGIT_WORDS
 
 ROOT = Path(__file__).resolve().parents[1]
-FSDD = ROOT.parent / "shared" / "data" / "fsdd"
-KATHLEEN = ROOT.parent / "shared" / "data" / "kathleen" / "clips"
+FSDD = corpora.data_root() / "fsdd"
+KATHLEEN = corpora.data_root() / "kathleen" / "clips"
 KATHLEEN_MAX_SECONDS = 4.5  # longer clips leave no room in a 6 s scene
 TRAINING_SPEAKERS = ("george", "jackson", "nicolas")
 TEST_SPEAKERS = ("lucas", "yweweler")

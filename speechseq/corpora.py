@@ -119,6 +119,13 @@ TABLE_COLUMNS = {
 }
 
 
+def data_root() -> Path:
+    """Where the shared corpora lie: `$SPEECHSEQ_DATA`, else `shared/data` beside the source
+    checkout (the recipes', benchmarks' and tests' one default)."""
+    configured = os.environ.get("SPEECHSEQ_DATA")
+    return Path(configured) if configured else Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
 def read_manifest(path: str | os.PathLike) -> list[Utterance]:
     """Read a manifest: JSON Lines, or CSV/TSV with a header row (by the extension).
 

@@ -12,8 +12,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import soundfile  # noqa: E402
 
+from speechseq.corpora import data_root  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("SPEECHSEQ_DATA", ROOT.parent / "shared" / "data"))
+DATA = data_root()
 FSDD = DATA / "fsdd"
 KATHLEEN = DATA / "kathleen"
 
