@@ -18,7 +18,7 @@ from speechseq.errors import SpeechseqError
 # The scripts live in the source checkout beside the package, not inside it: an installed
 # wheel has no benchmarks/ (they need the shared corpora and the shipped models anyway).
 FOLDER = Path(__file__).resolve().parents[1] / "benchmarks"
-NAMES = ("features", "train", "transcribe", "peers")
+NAMES = ("features", "train", "transcribe", "peers", "peers_english")
 QUICK_RESULTS = "quick-results.md"  # in FOLDER; quick figures never go into RESULTS.md
 FULL_RESULTS = "RESULTS.md"
 
@@ -29,6 +29,7 @@ QUICK = {
     "train": ["--utterances", "96", "--repeats", "2"],
     "transcribe": ["--minutes", "1", "--short-files", "40"],
     "peers": ["--long-minutes", "1", "--utterances", "40"],
+    "peers_english": ["--utterances", "10"],
 }
 
 
@@ -51,7 +52,7 @@ def machine() -> str:
 
 
 def _skip_reason(name: str) -> str | None:
-    if name == "peers" and importlib.util.find_spec("pocketsphinx") is None:
+    if name in ("peers", "peers_english") and importlib.util.find_spec("pocketsphinx") is None:
         return "pocketsphinx is not installed (pip install -e '.[peers]')"
     return None
 

@@ -80,8 +80,10 @@ def test_peers_skipped_without_pocketsphinx(tmp_path, monkeypatch, capfd):
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *rest: None if name == "pocketsphinx" else find_spec(name, *rest))
-    assert cli.main(["benchmark", "--only", "peers", "--results", str(tmp_path / "q.md")]) == 0
-    assert "peers: skipped: pocketsphinx is not installed" in capfd.readouterr().out
+    assert cli.main(["benchmark", "--only", "peers", "peers_english", "--results", str(tmp_path / "q.md")]) == 0
+    out = capfd.readouterr().out
+    assert "peers: skipped: pocketsphinx is not installed" in out
+    assert "peers_english: skipped: pocketsphinx is not installed" in out
 
 
 def test_missing_benchmarks_folder(tmp_path, monkeypatch, capsys):
