@@ -187,30 +187,27 @@ def score_tagging(model, utterances: Sequence[Utterance], collar: float = 0.1) -
 
     tagger = Tagger(model)
     tags = tagger.tags
-    matrix = np.zeros((tags.size, tags.size), np.int64)
-    smoothed = np.zeros_like(matrix)
-    hits = segment_count = 0
 
     def frames_of(spans, count: int) -> np.ndarray:
         return segments.segment_frames(spans, count, tags, tagger.features)
 
+    raw, smoothed = [], []  # per file: the model's arg-max frames; the segments `tag` writes
     for utterance, result in zip(utterances, tagger.tag_files(u.audio for u in utterances)):
         if isinstance(result, Exception):
             raise result
         reference = frames_of(utterance.segments, len(result.probabilities))
-        matrix += metrics.confusion_matrix(reference, result.probabilities.argmax(axis=1), tags.size)
-        smoothed += metrics.confusion_matrix(reference, frames_of(result.segments, len(reference)), tags.size)
-        hits += metrics.segment_matches(utterance.segments, result.segments, collar)
-        segment_count += len(utterance.segments) + len(result.segments)
-    f1, smoothed_f1 = metrics.per_class_f1(matrix), metrics.per_class_f1(smoothed)
+        raw.append((reference, result.probabilities.argmax(axis=1), (), ()))
+        smoothed.append((reference, frames_of(result.segments, len(reference)), utterance.segments, result.segments))
+    model_scores = metrics.tagging_scores(raw, tags.size, collar)
+    written = metrics.tagging_scores(smoothed, tags.size, collar)
     return {
-        "frame_accuracy": float(np.trace(matrix) / max(matrix.sum(), 1)),
-        "per_class_f1": {label: round(float(value), 4) for label, value in zip(tags.labels, f1)},
+        "frame_accuracy": model_scores.frame_accuracy,
+        "per_class_f1": {label: round(float(value), 4) for label, value in zip(tags.labels, model_scores.per_class_f1)},
         # The frames of the smoothed segments `speechseq tag` writes, against the reference.
-        "smoothed_per_class_f1": {label: round(float(value), 4) for label, value in zip(tags.labels, smoothed_f1)},
-        "segment_f1": 2 * hits / segment_count if segment_count else 1.0,
+        "smoothed_per_class_f1": {label: round(float(value), 4) for label, value in zip(tags.labels, written.per_class_f1)},
+        "segment_f1": written.segment_f1,
         "collar_seconds": collar,
-        "confusion": {"labels": list(tags.labels), "rows_reference_columns_hypothesis": matrix.tolist()},
+        "confusion": {"labels": list(tags.labels), "rows_reference_columns_hypothesis": model_scores.confusion.tolist()},
         "n": len(utterances),
     }
 

@@ -4,7 +4,8 @@ and early stopping."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import dataclasses
+from collections.abc import Callable, Iterable, Sequence
 
 import jiwer
 import keras
@@ -120,5 +121,43 @@ def segment_matches(reference, hypothesis, collar: float = 0.1) -> int:
 
 def segment_f1(reference, hypothesis, collar: float = 0.1) -> float:
     """Event F1 of one file's segments (see `segment_matches`)."""
-    total = len(reference) + len(hypothesis)
-    return 2 * segment_matches(reference, hypothesis, collar) / total if total else 1.0
+    return tagging_scores([(None, None, reference, hypothesis)], 0, collar).segment_f1
+
+
+@dataclasses.dataclass(frozen=True)
+class TaggingScores:
+    """Tagging figures summed over files: frames (a confusion matrix) and segments."""
+
+    confusion: np.ndarray  # [reference tag, hypothesis tag] frame counts
+    segment_hits: int  # hypothesis segments matched by a reference one (`segment_matches`)
+    segments: int  # reference plus hypothesis segments
+    collar: float  # seconds an onset or offset may be off and still match
+
+    @property
+    def frame_accuracy(self) -> float:
+        return float(np.trace(self.confusion) / max(self.confusion.sum(), 1))
+
+    @property
+    def per_class_f1(self) -> np.ndarray:
+        return per_class_f1(self.confusion)
+
+    def foreground_f1(self, background_id: int) -> float:
+        """Mean frame F1 of the tags other than the background."""
+        f1 = self.per_class_f1
+        return float(np.mean([value for i, value in enumerate(f1) if i != background_id]))
+
+    @property
+    def segment_f1(self) -> float:
+        return 2 * self.segment_hits / self.segments if self.segments else 1.0
+
+
+def tagging_scores(files: Iterable[tuple], classes: int, collar: float = 0.1) -> TaggingScores:
+    """`TaggingScores` of files given as (reference frame ids, hypothesis frame ids,
+    reference segments, hypothesis segments); frame ids may be None (segments only)."""
+    confusion, hits, count = np.zeros((classes, classes), np.int64), 0, 0
+    for reference_ids, hypothesis_ids, reference, hypothesis in files:
+        if reference_ids is not None:
+            confusion += confusion_matrix(reference_ids, hypothesis_ids, classes)
+        hits += segment_matches(reference, hypothesis, collar)
+        count += len(reference) + len(hypothesis)
+    return TaggingScores(confusion, hits, count, collar)

@@ -74,17 +74,15 @@ def tune(model, utterances: Sequence[Utterance], collar: float = 0.1) -> Tuned:
         runs.append((result.probabilities, reference, utterance.segments))
 
     def score(options: SmoothingOptions) -> dict:
-        matrix, hits, count = np.zeros((tags.size, tags.size), np.int64), 0, 0
+        files = []
         for probabilities, reference, truth in runs:
             ids = segments.smooth(probabilities, tags.background_id, options, tagger.seconds_per_frame)
-            matrix += metrics.confusion_matrix(reference, ids, tags.size)
             found = segments.tagged_segments(ids, probabilities, tags.labels, tags.background,
                                              tagger.seconds_per_frame)
-            hits += metrics.segment_matches(truth, found, collar)
-            count += len(truth) + len(found)
-        foreground = [i for i in range(tags.size) if i != tags.background_id]
-        return {"frame_f1": round(float(np.mean(metrics.per_class_f1(matrix)[foreground])), 4),
-                "segment_f1": round(2 * hits / count if count else 1.0, 4)}
+            files.append((reference, ids, truth, found))
+        scores = metrics.tagging_scores(files, tags.size, collar)
+        return {"frame_f1": round(scores.foreground_f1(tags.background_id), 4),
+                "segment_f1": round(scores.segment_f1, 4)}
 
     options = candidates(tags.size)
     scored = [(score(candidate), candidate) for candidate in options]
