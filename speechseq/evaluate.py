@@ -10,7 +10,6 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from speechseq import data, decoding, metrics, models, segments
 from speechseq.corpora import Utterance
@@ -31,25 +30,13 @@ class Scores:
     hypotheses: tuple[str, ...]
 
 
-def inference(model: keras.Model) -> Callable:
-    """`model(inputs, training=False)` traced into a graph that takes any batch and length.
-
-    Called eagerly, Keras runs a recurrent layer's time loop op by op from Python: a
-    tiny tagging run spent 58 of its 75 s validating so. Traced once for the model's
-    own input shapes (batch and time left open), the loop is one graph op.
-    """
-    specs = {tensor.name: tf.TensorSpec(tensor.shape, tensor.dtype) for tensor in model.inputs}
-    function = tf.function(lambda inputs: model(inputs, training=False), input_signature=[specs])
-    return lambda inputs: function({name: tf.cast(value, specs[name].dtype) for name, value in inputs.items()})
-
-
 def ctc_transcripts(
     predict: Callable,
     dataset,
     vocabulary: Vocabulary,
     subsampling: int,
 ) -> tuple[list[str], list[str]]:
-    """Greedy transcripts of a `data.ctc_dataset` by `predict` (`inference(model)`), with
+    """Greedy transcripts of a `data.ctc_dataset` by `predict` (`models.inference(model)`), with
     their references, in batch order."""
     references, hypotheses = [], []
     for features, feature_lengths, labels, label_lengths in dataset:
@@ -61,7 +48,7 @@ def ctc_transcripts(
 
 
 def frame_predictions(predict: Callable, dataset) -> tuple[np.ndarray, np.ndarray]:
-    """Reference and arg-max frame ids by `predict` (`inference(model)`) over the real
+    """Reference and arg-max frame ids by `predict` (`models.inference(model)`) over the real
     frames of a `data.tagging_dataset`."""
     references, predictions = [], []
     for features, feature_lengths, frame_labels in dataset:
@@ -84,7 +71,7 @@ def score_ctc(
     # One bucket keeps the manifest's order: hypothesis i belongs to utterances[i].
     options = data.PipelineOptions(batch_size=batch_size, buckets=1)
     dataset = data.ctc_dataset(utterances, vocabulary, features, options)
-    references, hypotheses = ctc_transcripts(inference(model), dataset, vocabulary, subsampling)
+    references, hypotheses = ctc_transcripts(models.inference(model), dataset, vocabulary, subsampling)
     return _scores(references, hypotheses)
 
 

@@ -314,7 +314,7 @@ def fit(run: Run, verbose: int | None = None, build_model: Callable | None = Non
                                         pad_to_boundaries=xla)
     dev = (task.dataset(prepared.dev_set, prepared.classes, run.features, eval_options)
            if prepared.dev_set else None)
-    predict = evaluate.inference(model)
+    predict = models.inference(model)
     callbacks = _callbacks(run, task, prepared.classes, dev, predict, placement.chief)
     validation = task.keras_batches(dev, run) if dev is not None else None
     if placement.multiworker:
@@ -399,7 +399,7 @@ TASK_KINDS = {
 
 def _callbacks(run: Run, task: TaskKind, classes, dev, predict: Callable, chief: bool):
     """The callbacks, in the order they must run at each epoch's end. `predict` is the model
-    being trained, as a graph (`evaluate.inference`). Only the chief gets the writers;
+    being trained, as a graph (`models.inference`). Only the chief gets the writers;
     every worker gets those that decide (dev metrics, NaN stop, early stopping)."""
     directory = run.directory
     callbacks: list[keras.callbacks.Callback] = []

@@ -167,11 +167,11 @@ def _first_line(error: Exception) -> str:
 
 def keras_outputs(trained, files: Sequence[str]) -> list[dict]:
     """The same as `export_outputs`, computed with the Keras model in this process."""
-    from speechseq import audio, decoding, evaluate, models
+    from speechseq import audio, decoding, models
     from speechseq.features import feature_layer
 
     frontend = feature_layer(trained.features)
-    predict = evaluate.inference(trained.model)
+    predict = models.inference(trained.model)
     results = []
     for path in files:
         waveform = audio.load(path, trained.features.sample_rate)

@@ -75,7 +75,7 @@ def test_tiny_frame_model_overfits_labelled_frames(fsdd_dir, tmp_path):
     assert tags.background == "silence" and set(tags.labels) <= {"silence", *DIGIT_WORDS}
     dataset = data.tagging_dataset(few, tags, run.features, data.PipelineOptions(batch_size=8))
     targets, predictions = [], []
-    predict = evaluate.inference(model)
+    predict = models.inference(model)
     for features, lengths, labels in dataset:
         probs = predict(models.model_inputs(features, lengths)).numpy()
         predictions += decoding.frame_tags(probs, lengths.numpy())
