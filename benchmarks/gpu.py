@@ -21,10 +21,8 @@ Should finish in under 8 minutes on one GPU.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -39,7 +37,9 @@ sys.path.insert(0, str(ROOT / "pipelines"))
 
 from english import DEFAULTS  # noqa: E402
 from features import RESULTS, machine  # noqa: E402
-from train_speed import batches  # noqa: E402
+from train_speed import batches, timed_pass  # noqa: E402
+
+from speechseq.benchmark import append_section  # noqa: E402
 
 
 def split_cpu_when_asked(cpu: bool) -> None:
@@ -105,13 +105,6 @@ def build(settings: list[str], mirrored: bool, frames: int, extra: list[str]):
     return model, data, run.train.batch_size * replicas
 
 
-def timed_pass(model, data, steps: int) -> float:
-    started = time.perf_counter()
-    for index in range(steps):
-        model.train_on_batch(*data[index % len(data)])
-    return time.perf_counter() - started
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20, help="timed steps per pass")
@@ -140,33 +133,22 @@ def main() -> None:
         for name, (model, data, _) in prepared.items():
             best[name] = min(best.get(name, float("inf")), timed_pass(model, data, args.steps))
     reference = best[next(iter(prepared))]
-    rows = []
-    for name, seconds in best.items():
-        batch = prepared[name][2]
-        rows.append(f"| {name} | {batch} | {args.steps / seconds:.2f} | {args.steps * batch * args.seconds / seconds:.1f}x "
-                    f"| {reference / seconds:.2f} |")
-        print(rows[-1], flush=True)
-
+    rows = [[name, prepared[name][2], f"{args.steps / seconds:.2f}",
+             f"{args.steps * prepared[name][2] * args.seconds / seconds:.1f}x", f"{reference / seconds:.2f}"]
+            for name, seconds in best.items()]
     if gpus:
         details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
         where = f"{len(gpus)} x {details.get('device_name', 'GPU')}"
     else:
         where = "no GPU: the CPU stands in (a check of the script, not figures)"
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [
-        f"\n### GPU paths: cuDNN, mixed precision, mirrored ({stamp})\n",
-        f"Command: `.venv/bin/python benchmarks/gpu.py --steps {args.steps} --seconds {args.seconds:g}"
-        f"{' --cpu' if args.cpu else ''}{''.join(' --set ' + item for item in args.set)}`  \nMachine: {machine()}; {where}  \n"
-        f"cuDNN GRU kernel: {checks['gru']}; cuDNN LSTM kernel: {checks['lstm']}  \n"
+    command = (f".venv/bin/python benchmarks/gpu.py --steps {args.steps} --seconds {args.seconds:g}"
+               f"{' --cpu' if args.cpu else ''}{''.join(' --set ' + item for item in args.set)}")
+    append_section(args.results, "GPU paths: cuDNN, mixed precision, mirrored", [
+        f"Command: `{command}`", f"Machine: {machine()}; {where}",
+        f"cuDNN GRU kernel: {checks['gru']}; cuDNN LSTM kernel: {checks['lstm']}",
         f"Batches: random 80-mel features, {args.seconds:g} s per utterance, 60 labels; best of 2 passes of "
-        f"{args.steps} steps per variant, in turn.\n",
-        "| variant | utterances per step | steps/s | audio s per wall s | speed vs the first row |",
-        "| --- | ---: | ---: | ---: | ---: |",
-        *rows,
-    ]
-    with open(args.results, "a", encoding="utf-8") as file:
-        file.write("\n".join(lines) + "\n")
-    print(f"appended to {args.results}")
+        f"{args.steps} steps per variant, in turn."],
+        ["variant", "utterances per step", "steps/s", "audio s per wall s", "speed vs the first row"], rows)
 
 
 if __name__ == "__main__":

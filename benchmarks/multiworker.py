@@ -20,10 +20,7 @@ figures to read on a machine whose speed drifts.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,20 +32,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from features import RESULTS, machine  # noqa: E402
 
-from speechseq import corpora  # noqa: E402
+from speechseq import corpora, distribution  # noqa: E402
+from speechseq.benchmark import append_section  # noqa: E402
 
 DATA = corpora.data_root()
 BATCH = 16
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def epoch_times(run: Path, processes: list[subprocess.Popen], epochs: int, limit: float) -> list[float]:
@@ -71,21 +59,18 @@ def epoch_times(run: Path, processes: list[subprocess.Popen], epochs: int, limit
 
 
 def train(name: str, manifest: Path, folder: Path, steps: int, epochs: int, workers: int,
-          distribution: str) -> float:
+          setting: str) -> float:
     """Utterances per second over epochs 2.. of one set-up."""
     run = folder / name
     settings = ["--set", f"data.train={manifest}", "--set", f"train.epochs={epochs}",
                 "--set", f"train.steps_per_epoch={steps}", "--set", f"train.batch_size={BATCH}",
                 "--set", "train.jit_compile=false", "--set", "train.feature_cache=memory",
-                "--set", "data.dev=", "--set", f"train.distribution={distribution}"]
+                "--set", "data.dev=", "--set", f"train.distribution={setting}"]
     command = [sys.executable, "-m", "speechseq", "train", "--config", str(ROOT / "pipelines" / "digits.toml"),
                "--out", str(run), *settings]
     environments = [dict(os.environ)]
     if workers > 1:
-        cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(workers)]}
-        environments = [dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker",
-                                                                                              "index": i}}))
-                        for i in range(workers)]
+        environments = [dict(os.environ, TF_CONFIG=config) for config in distribution.local_cluster(workers)]
     processes = []
     for index, environment in enumerate(environments):
         log = open(folder / f"{name}-{index}.log", "w")
@@ -113,28 +98,20 @@ def main() -> None:
             "2 worker processes, multi-worker loop": (2, "auto"),
         }
         speeds = {}
-        for name, (workers, distribution) in setups.items():
+        for name, (workers, setting) in setups.items():
             speeds[name] = train(name.replace(" ", "-").replace(",", ""), manifest, folder, args.steps,
-                                 args.epochs, workers, distribution)
+                                 args.epochs, workers, setting)
             print(f"{name}: {speeds[name]:.1f} utterances/s", flush=True)
     reference = speeds[next(iter(setups))]
-    rows = [f"| {name} | {setups[name][0]} | {BATCH * setups[name][0]} | {speed:.1f} | {speed / reference:.2f} |"
+    rows = [[name, setups[name][0], BATCH * setups[name][0], f"{speed:.1f}", f"{speed / reference:.2f}"]
             for name, speed in speeds.items()]
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [
-        f"\n### Multi-worker training throughput, one machine ({stamp})\n",
-        f"Command: `.venv/bin/python benchmarks/multiworker.py --steps {args.steps} --epochs {args.epochs}`  \n"
-        f"Machine: {machine()}  \nData: FSDD single-digit clips (all speakers), the digits recipe's model "
-        f"(pipelines/digits.toml), batch {BATCH} per replica, features cached, XLA off; epochs 2-{args.epochs} "
-        f"of {args.steps} steps timed. Two workers on one machine share its cores.\n",
-        "| set-up | workers | utterances per step | utterances/s | vs one process (fit) |",
-        "| --- | ---: | ---: | ---: | ---: |",
-        *rows,
-    ]
-    with open(args.results, "a", encoding="utf-8") as file:
-        file.write("\n".join(lines) + "\n")
-    print("\n".join(rows))
-    print(f"appended to {args.results}")
+    append_section(args.results, "Multi-worker training throughput, one machine", [
+        f"Command: `.venv/bin/python benchmarks/multiworker.py --steps {args.steps} --epochs {args.epochs}`",
+        f"Machine: {machine()}",
+        f"Data: FSDD single-digit clips (all speakers), the digits recipe's model (pipelines/digits.toml), batch "
+        f"{BATCH} per replica, features cached, XLA off; epochs 2-{args.epochs} of {args.steps} steps timed. "
+        "Two workers on one machine share its cores."],
+        ["set-up", "workers", "utterances per step", "utterances/s", "vs one process (fit)"], rows)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ are appended to benchmarks/RESULTS.md (or `--results FILE`) with the machine.
 from __future__ import annotations
 
 import argparse
-import datetime
 import io
 import itertools
 import sys
@@ -40,6 +39,7 @@ import digit_sets  # noqa: E402
 from features import RESULTS, machine  # noqa: E402
 
 from speechseq import audio, corpora, grammar, metrics  # noqa: E402
+from speechseq.benchmark import append_section  # noqa: E402
 from speechseq.published import resolve_version  # noqa: E402
 from speechseq.text import DIGIT_WORDS  # noqa: E402
 from speechseq.transcribe import Transcriber, TranscriberOptions  # noqa: E402
@@ -78,6 +78,9 @@ class PocketSphinxDigits:
         self.decoder.end_utt()
         hypothesis = self.decoder.hyp()
         return hypothesis.hypstr if hypothesis else ""
+
+
+TABLE = ["test set", "utterances", "system", "audio", "WER", "CER", "RTF"]
 
 
 def measure(name: str, transcribe_all, waveforms: list[np.ndarray], references: list[str]) -> dict:
@@ -150,23 +153,17 @@ def main() -> None:
             rows.append(row)
             print(f"{set_name:<58} {system:<70} WER {row['wer']:.2%} CER {row['cer']:.2%} RTF {row['rtf']:.4f}")
 
-    lines = [
-        "",
-        f"### Peers: speechseq vs PocketSphinx on digits, {datetime.date.today().isoformat()}",
-        "",
-        "Command: `.venv/bin/python benchmarks/peers.py" + "".join(f" --model {m}" for m in args.model or [])
-        + f" --long-minutes {args.long_minutes:g}"
-        + (f" --utterances {args.utterances}" if args.utterances else "") + f"`  \nMachine: {machine()}  \n"
-        "RTF: decoding time / audio time, models loaded beforehand.",
-        "",
-        "| test set | utterances | system | audio | WER | CER | RTF |",
-        "| --- | ---: | --- | ---: | ---: | ---: | ---: |",
-    ]
-    lines += [f"| {r['set']} | {r['utterances']} | {r['system']} | {r['audio_minutes']:.1f} min | {r['wer']:.2%} "
-              f"| {r['cer']:.2%} | {r['rtf']:.4f} |" for r in rows]
-    with open(args.results, "a", encoding="utf-8") as file:
-        file.write("\n".join(lines) + "\n")
-    print(f"appended to {args.results}")
+    command = (".venv/bin/python benchmarks/peers.py" + "".join(f" --model {m}" for m in args.model or [])
+               + f" --long-minutes {args.long_minutes:g}" + (f" --utterances {args.utterances}" if args.utterances else ""))
+    append_section(args.results, "Peers: speechseq vs PocketSphinx on digits",
+                   [f"Command: `{command}`", f"Machine: {machine()}",
+                    "RTF: decoding time / audio time, models loaded beforehand."], TABLE, table_rows(rows))
+
+
+def table_rows(rows: list[dict]) -> list[list]:
+    """`measure`'s rows as `TABLE`'s cells."""
+    return [[r["set"], r["utterances"], r["system"], f"{r['audio_minutes']:.1f} min", f"{r['wer']:.2%}", f"{r['cer']:.2%}",
+             f"{r['rtf']:.4f}"] for r in rows]
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ lowercase letters, apostrophe and space). WER, CER (jiwer) and real-time factor
 from __future__ import annotations
 
 import argparse
-import datetime
 import sys
 from pathlib import Path
 
@@ -32,9 +31,10 @@ sys.path.insert(0, str(ROOT / "pipelines"))
 
 import english  # noqa: E402
 from features import RESULTS, machine  # noqa: E402
-from peers import measure  # noqa: E402
+from peers import TABLE, measure, table_rows  # noqa: E402
 
 from speechseq import audio, corpora, language_model  # noqa: E402
+from speechseq.benchmark import append_section  # noqa: E402
 from speechseq.published import resolve_version  # noqa: E402
 from speechseq.text import Vocabulary  # noqa: E402
 from speechseq.transcribe import Transcriber, TranscriberOptions  # noqa: E402
@@ -110,23 +110,12 @@ def main() -> None:
             print(f"{set_name:<36} {system:<64} WER {row['wer']:.2%} CER {row['cer']:.2%} RTF {row['rtf']:.4f}",
                   flush=True)
 
-    lines = [
-        "",
-        f"### Peers: speechseq vs PocketSphinx on held-out read English, {datetime.date.today().isoformat()}",
-        "",
-        "Command: `.venv/bin/python benchmarks/peers_english.py" + "".join(f" --model {m}" for m in args.model or [])
-        + (f" --utterances {args.utterances}" if args.utterances else "") + f"`  \nMachine: {machine()}  \n"
-        "RTF: decoding time / audio time, models loaded beforehand. speechocean762's references are the "
-        "prompts the learners read, not what they said.",
-        "",
-        "| test set | utterances | system | audio | WER | CER | RTF |",
-        "| --- | ---: | --- | ---: | ---: | ---: | ---: |",
-    ]
-    lines += [f"| {r['set']} | {r['utterances']} | {r['system']} | {r['audio_minutes']:.1f} min | {r['wer']:.2%} "
-              f"| {r['cer']:.2%} | {r['rtf']:.4f} |" for r in rows]
-    with open(args.results, "a", encoding="utf-8") as file:
-        file.write("\n".join(lines) + "\n")
-    print(f"appended to {args.results}")
+    command = (".venv/bin/python benchmarks/peers_english.py" + "".join(f" --model {m}" for m in args.model or [])
+               + (f" --utterances {args.utterances}" if args.utterances else ""))
+    append_section(args.results, "Peers: speechseq vs PocketSphinx on held-out read English", [
+        f"Command: `{command}`", f"Machine: {machine()}",
+        "RTF: decoding time / audio time, models loaded beforehand. speechocean762's references are the prompts "
+        "the learners read, not what they said."], TABLE, table_rows(rows))
 
 
 if __name__ == "__main__":

@@ -51,6 +51,18 @@ def machine() -> str:
             f"Python {platform.python_version()}, TensorFlow {tensorflow}")
 
 
+def append_section(results: Path, title: str, about: list[str], header: list[str], rows: list[list]) -> None:
+    """Append one benchmark's section to a markdown results file: a dated heading, the
+    `about` lines (command, machine, data), and a table (first column left-aligned)."""
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [f"\n### {title} ({stamp})\n", "  \n".join(about) + "\n",
+             "| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1),
+             *("| " + " | ".join(str(cell) for cell in row) + " |" for row in rows)]
+    with open(results, "a", encoding="utf-8") as file:
+        file.write("\n".join(lines) + "\n")
+    print("\n".join(lines[2:]) + f"\nappended to {results}", flush=True)
+
+
 def _skip_reason(name: str) -> str | None:
     if name in ("peers", "peers_english") and importlib.util.find_spec("pocketsphinx") is None:
         return "pocketsphinx is not installed (pip install -e '.[peers]')"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import socket
 
 import tensorflow as tf
 
@@ -75,3 +76,17 @@ class Placement:
     @property
     def local_replicas(self) -> int:
         return self.strategy.num_replicas_in_sync // self.workers
+
+
+def local_cluster(workers: int) -> list[str]:
+    """`TF_CONFIG` values for `workers` processes on this machine, on free loopback ports:
+    a multi-worker run to try or test on one machine (worker 0 is the chief)."""
+    sockets = [socket.socket() for _ in range(workers)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        cluster = {"worker": [f"127.0.0.1:{s.getsockname()[1]}" for s in sockets]}
+    finally:
+        for s in sockets:
+            s.close()
+    return [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}) for i in range(workers)]

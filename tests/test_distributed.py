@@ -19,26 +19,14 @@ from speechseq.text import Vocabulary
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _free_ports(count: int) -> list[int]:
-    import socket
-
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 WORKER = ROOT / "tests" / "distributed_worker.py"
 
 
 def _cluster_environments(count: int) -> list[dict]:
-    """TF_CONFIG for `count` workers on loopback ports, one environment per worker."""
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(count)]}
-    return [dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}))
-            for i in range(count)]
+    """One environment per worker: TF_CONFIG for `count` workers on loopback ports."""
+    from speechseq import distribution
+
+    return [dict(os.environ, TF_CONFIG=config) for config in distribution.local_cluster(count)]
 
 
 def _start_workers(command_of, count: int = 2) -> list[subprocess.Popen]:
