@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from speechseq.audio import SAMPLE_RATE
+from speechseq import strict
 from speechseq.errors import SpeechseqError
 from speechseq.files import write_text
 
@@ -85,10 +86,7 @@ class FeatureConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> FeatureConfig:
-        unknown = set(values) - {field.name for field in dataclasses.fields(cls)}
-        if unknown:
-            raise SpeechseqError(f"unknown feature settings: {', '.join(sorted(unknown))}")
-        return cls(**values)
+        return strict.from_dict(cls, values, "feature")
 
     def save(self, path) -> None:
         write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")

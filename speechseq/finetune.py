@@ -72,37 +72,33 @@ def make_run(options: FinetuneOptions, directory: str | Path, overrides: Sequenc
         vocabulary = str(directory / "source_vocabulary.json")
         if not Path(vocabulary).exists():
             source.classes.save(vocabulary)
-    settings = [f"features.{key}={_setting(value)}" for key, value in source.features.to_dict().items()]
-    settings += [f"model.{key}={_setting(value)}" for key, value in source.settings["model"].items()]
+    settings: dict = {f"features.{key}": value for key, value in source.features.to_dict().items()}
+    settings |= {f"model.{key}": value for key, value in source.settings["model"].items()}
     steps_per_epoch = math.ceil(options.steps / options.epochs) if options.steps else 0
     training = _training_manifest(options, directory)
     batch_size = min(options.batch_size, len(corpora.read_manifest(options.manifest)))
     buckets = max(1, min(data.DEFAULT_BUCKETS, len(corpora.read_manifest(training)) // (4 * batch_size)))
-    settings += [
-        f"data.train={training}",
-        f"data.dev={options.dev}",
-        f"data.vocabulary={vocabulary}",
-        f"train.init_from={source_path.resolve()}",
-        f"train.freeze={options.freeze}",
-        f"train.learning_rate={options.learning_rate}",
-        f"train.epochs={options.epochs}",
-        f"train.steps_per_epoch={steps_per_epoch}",
+    settings |= {
+        "data.train": str(training),
+        "data.dev": options.dev,
+        "data.vocabulary": vocabulary,
+        "train.init_from": str(source_path.resolve()),
+        "train.freeze": options.freeze,
+        "train.learning_rate": options.learning_rate,
+        "train.epochs": options.epochs,
+        "train.steps_per_epoch": steps_per_epoch,
         # Batches no bigger than the data. Length buckets once there are enough utterances
         # to fill a few batches each: one bucket pads every batch to the longest clip.
-        f"train.batch_size={batch_size}",
-        f"train.buckets={buckets}",
-        "train.feature_cache=memory",  # many epochs over little audio: compute its features once
-        f"train.early_stopping={options.early_stopping}",
+        "train.batch_size": batch_size,
+        "train.buckets": buckets,
+        "train.feature_cache": "memory",  # many epochs over little audio: compute its features once
+        "train.early_stopping": options.early_stopping,
         # A tenth of the steps, 10 to 50; a short run (under 20 steps) warms up for half its steps,
         # so that it reaches its peak rate at all.
-        f"train.warmup_steps={min(50, max(options.steps // 10, min(10, options.steps // 2))) if options.steps else 20}",
-        f"train.seed={options.seed}",
-    ]
-    return runfile.load(None, settings + list(overrides), directory)
-
-
-def _setting(value) -> str:
-    return "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+        "train.warmup_steps": min(50, max(options.steps // 10, min(10, options.steps // 2))) if options.steps else 20,
+        "train.seed": options.seed,
+    }
+    return runfile.load(None, settings | runfile.as_mapping(overrides), directory)
 
 
 def _training_manifest(options: FinetuneOptions, directory: Path) -> str:

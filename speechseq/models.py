@@ -21,6 +21,7 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
+from speechseq import strict
 from speechseq.errors import SpeechseqError
 
 CELLS = ("lstm", "gru")
@@ -65,10 +66,7 @@ class EncoderConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> EncoderConfig:
-        unknown = set(values) - {field.name for field in dataclasses.fields(cls)}
-        if unknown:
-            raise SpeechseqError(f"unknown encoder settings: {', '.join(sorted(unknown))}")
-        return cls(**values)
+        return strict.from_dict(cls, values, "encoder")
 
 
 def cudnn_problems(config: EncoderConfig) -> list[str]:

@@ -17,6 +17,7 @@ import json
 import tomllib
 import types
 import typing
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +74,27 @@ def _parse_override(text: str) -> tuple[str, str, str]:
     return section, name, value.strip()
 
 
-def load(path: str | Path | None, overrides: list[str] = (), directory: str | Path = "run") -> Run:
-    """Read the run file at `path` (or start from defaults), apply `overrides`."""
+def _overrides(overrides: Sequence[str] | Mapping[str, Any]) -> list[tuple[str, str, Any, str]]:
+    """(section, key, value, where) of `section.key=value` strings, or of a mapping
+    `{"section.key": value}` whose values are typed already (checked all the same)."""
+    if isinstance(overrides, Mapping):
+        found = []
+        for key, value in overrides.items():
+            section, name, _ = _parse_override(f"{key}=")
+            found.append((section, name, value, f"override {key}={value!r}"))
+        return found
+    return [(*_parse_override(text), f"override {text!r}") for text in overrides]
+
+
+def as_mapping(overrides: Sequence[str]) -> dict[str, str]:
+    """`section.key=value` strings -> {"section.key": "value"} (to merge with typed settings)."""
+    return {f"{section}.{name}": value for section, name, value in map(_parse_override, overrides)}
+
+
+def load(path: str | Path | None, overrides: Sequence[str] | Mapping[str, Any] = (),
+         directory: str | Path = "run") -> Run:
+    """Read the run file at `path` (or start from defaults), apply `overrides`: strings
+    `section.key=value` (as `--set` takes them) or a mapping of `section.key` to values."""
     values: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
     base = Path(".")
     if path is not None:
@@ -90,13 +110,12 @@ def load(path: str | Path | None, overrides: list[str] = (), directory: str | Pa
                 raise RunFileError(f"{path}: unknown section [{section}]; sections: {', '.join(SECTIONS)}")
             for name, value in entries.items():
                 values[section][name] = (value, f"{path} [{section}] {name}")
-    for text in overrides:
-        section, name, value = _parse_override(text)
+    for section, name, value, where in _overrides(overrides):
         if section not in SECTIONS:
-            raise RunFileError(f"override {text!r}: unknown section {section!r}; sections: {', '.join(SECTIONS)}")
-        values[section][name] = (value, f"override {text!r}")
+            raise RunFileError(f"{where}: unknown section {section!r}; sections: {', '.join(SECTIONS)}")
+        values[section][name] = (value, where)
         if section == "data" and name in PATH_KEYS:  # overrides are relative to the working folder
-            values[section][name] = (str(Path(value).absolute()) if value else "", f"override {text!r}")
+            values[section][name] = (str(Path(value).absolute()) if value else "", where)
 
     built = {}
     for section, cls in SECTIONS.items():

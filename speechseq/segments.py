@@ -26,6 +26,7 @@ import numpy as np
 from scipy.ndimage import median_filter
 
 from speechseq.corpora import Segment
+from speechseq import strict
 from speechseq.errors import SpeechseqError
 
 FORMATS = ("json", "csv", "rttm", "textgrid")
@@ -60,10 +61,7 @@ class SmoothingOptions:
 
     @classmethod
     def from_dict(cls, values: dict) -> SmoothingOptions:
-        unknown = set(values) - {field.name for field in dataclasses.fields(cls)}
-        if unknown:
-            raise SpeechseqError(f"unknown smoothing settings: {', '.join(sorted(unknown))}")
-        return cls(**values)
+        return strict.from_dict(cls, values, "smoothing")
 
 
 def shipped_smoothing(assets: str | os.PathLike) -> SmoothingOptions:

@@ -130,6 +130,14 @@ def test_run_file_and_typed_overrides(tmp_path):
     noisy = runfile.load(path, ["train.noise_snrs=0, 10", "train.noise_probability=0.25"])
     assert noisy.train.noise() == data.AddNoise((0.0, 10.0), 0.25)
     assert run.train.noise() is None  # no SNRs: no noise
+    # Settings as typed values (what `finetune.make_run` passes), checked as strictly.
+    typed = runfile.load(path, {"train.learning_rate": 5e-4, "model.layer_norm": True, "features.fmax": None,
+                                "data.dev": str(tmp_path / "dev.jsonl")} | runfile.as_mapping(["train.epochs=4"]))
+    assert (typed.train.learning_rate, typed.encoder.layer_norm, typed.features.fmax, typed.train.epochs) == (
+        5e-4, True, None, 4)
+    assert typed.data.dev == str(tmp_path / "dev.jsonl")
+    with pytest.raises(runfile.RunFileError, match=r"train.epochs=3.5.*expected int"):
+        runfile.load(path, {"train.epochs": 3.5})
     bad = tmp_path / "bad.toml"
     bad.write_text("[trian]\nepochs = 3\n")
     with pytest.raises(runfile.RunFileError, match=r"unknown section \[trian\]"):
