@@ -374,3 +374,23 @@ def test_the_shipped_voice_activity_model_finds_unheard_speakers_in_noise(fsdd_d
     # voice-activity/3 holds (0.93 and 0.92 on 200 scenes).
     assert scores["per_class_f1"]["speech"] > 0.9, scores
     assert scores["segment_f1"] > 0.8, scores
+
+
+def test_tag_resume_skips_the_files_tagged_already_and_keeps_their_outputs(tmp_path, capsys):
+    """`tag` runs files through the same runner as `transcribe`: --resume keyed on the output names."""
+    from conftest import fsdd_clip
+
+    model = str(Path(__file__).resolve().parents[1] / "saved_models" / "voice-activity")
+    clips = [str(fsdd_clip(3)), str(fsdd_clip(7, "nicolas"))]
+    out = tmp_path / "out"
+    assert cli.main(["tag", *clips, "--model", model, "--out", str(out)]) == 0
+    first = {path: path.read_text() for path in out.rglob("*.json")}
+    assert len(first) == 2
+    removed = sorted(first)[0]
+    removed.unlink()
+    capsys.readouterr()
+    assert cli.main(["tag", *clips, "--model", model, "--out", str(out), "--resume"]) == 0
+    assert "resuming: 1 files done already, 1 to go" in capsys.readouterr().err
+    assert {path: path.read_text() for path in out.rglob("*.json")} == first
+    assert cli.main(["tag", *clips, "--model", model, "--resume"]) == 2  # without --out: refused
+    assert "--resume needs --out" in capsys.readouterr().err

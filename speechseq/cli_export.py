@@ -1,0 +1,192 @@
+"""`speechseq export`: a trained run published as a TF Serving version, with what its decoding ships."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from speechseq import audio, corpora
+from speechseq.errors import SpeechseqError
+
+def add_export(commands) -> None:
+    export = commands.add_parser("export", help="export a trained model for TF Serving")
+    export.add_argument("model", type=Path, help="run directory, .keras file in one, or an export version")
+    export.add_argument("--out", type=Path, required=True, help="saved_models/NAME: versions go in numbered folders")
+    export.add_argument("--version", type=int, help="version number (default: the next free one)")
+    export.add_argument("--verify", action="store_true",
+                        help="reload in a fresh process and compare with the Keras model before publishing")
+    export.add_argument("--samples", nargs="+", metavar="AUDIO",
+                        help="audio to verify and warm up with (default: the run's dev manifest)")
+    export.add_argument("--card", type=Path, help="JSON merged into the model card (license, data attribution)")
+    export.add_argument("--tune-smoothing", type=Path, metavar="DEV.jsonl",
+                        help="tagging models: pick the smoothing on these utterances' segments and ship it")
+    export.add_argument("--grammar", type=Path, metavar="WORDS.txt",
+                        help="transcription models: ship this word or phrase list; transcribe decodes with it by default")
+    export.add_argument("--tune-grammar", type=Path, metavar="DEV.jsonl",
+                        help="with --grammar: pick its weights (alpha, beta) on these utterances")
+    export.add_argument("--lm-from", type=Path, metavar="TEXTS",
+                        help="transcription models: ship an n-gram model of these texts (a manifest's, or one "
+                        "sentence per line); transcribe beam-searches with it by default")
+    export.add_argument("--lm-order", type=int, default=3, help="with --lm-from: the n of the n-grams")
+    export.add_argument("--tune-lm", type=Path, metavar="DEV.jsonl",
+                        help="with --lm-from: pick its weights (alpha, beta) on these utterances")
+    export.set_defaults(run=cmd_export)
+
+
+def cmd_export(args) -> int:
+    """Export a run (or .keras model) as a TF Serving version; optionally verify it first."""
+    from speechseq import export, serving, verify
+
+    if args.tune_grammar and not args.grammar:
+        raise SpeechseqError("--tune-grammar tunes the weights of --grammar: give the word list too")
+    if args.tune_lm and not args.lm_from:
+        raise SpeechseqError("--tune-lm tunes the weights of --lm-from: give the texts too")
+    if args.grammar and args.lm_from:
+        raise SpeechseqError("ship --grammar (a closed word list) or --lm-from (an open n-gram model), not both")
+    trained = export.load_trained(args.model)
+    card = _card(args.card) if args.card else None
+    checked: dict = {}
+
+    def finish(staging: Path) -> None:
+        files = [str(p) for p in audio.find_audio(*args.samples)] if args.samples else _sample_files(trained)
+        wavs = [p for p in files if p.lower().endswith(".wav")][:4]
+        examples = _warmup_examples(trained, files[:1], wavs[:1])
+        serving.write_warmup(staging, args.out.name, examples)
+        if wavs:
+            signature = "transcribe_wav" if trained.task == "ctc" else "tag_wav"
+            body = serving.rest_request(signature, wavs=[Path(w).read_bytes() for w in wavs])
+            checked["request"] = serving.write_rest_request(staging, body).name
+        if args.verify:
+            result = verify.verify(staging, trained, files)
+            checked["verification"] = result
+            if not result.ok:
+                raise export.ExportError(f"the export fails verification, nothing was published: {result.problems()}")
+            checked["signatures"] = serving.describe(staging)
+        if (args.grammar or args.lm_from) and trained.task != "ctc":
+            raise SpeechseqError("--grammar and --lm-from are for transcription models; this one tags frames")
+        if args.grammar:
+            _ship_grammar(args, trained, staging, checked)
+        if args.lm_from:
+            _ship_language_model(args, trained, staging, checked)
+        if args.tune_smoothing:
+            if trained.task != "frames":
+                raise SpeechseqError("--tune-smoothing is for frame tagging models; this one transcribes")
+            from speechseq import tuning
+
+            checked["tuned"] = tuning.tune(staging, corpora.read_manifest(args.tune_smoothing))
+            tuning.write(checked["tuned"], staging, str(args.tune_smoothing))
+
+    target = export.write_version(trained, args.out, args.version, card, finish)
+    print(f"exported {args.model} -> {target}")
+    if "verification" in checked:
+        result = checked["verification"]
+        print(f"verified in a fresh process on {len(result.files)} files: same outputs "
+              f"(max |difference| {result.max_difference:.1e}); every signature runs in a TF1 session "
+              f"as TF Serving loads it (max |difference| {result.session_difference:.1e})\n")
+        print(checked["signatures"])
+    if "tuned" in checked:
+        tuned = checked["tuned"]
+        print(f"smoothing tuned on {tuned.utterances} dev utterances ({tuned.candidates} candidates): "
+              f"{tuned.smoothing}; frame F1 {tuned.dev_with_defaults['frame_f1']:.3f} -> {tuned.dev['frame_f1']:.3f}, "
+              f"segment F1 {tuned.dev_with_defaults['segment_f1']:.3f} -> {tuned.dev['segment_f1']:.3f}")
+    if "decoding" in checked:
+        print(checked["decoding"])
+    if "request" in checked:
+        request = target / "assets.extra" / checked["request"]
+        print(f"serve it: docker run -p 8501:8501 -v {args.out.resolve()}:/models/{args.out.name} "
+              f"-e MODEL_NAME={args.out.name} tensorflow/serving")
+        print("then send a request:")
+        print("  " + serving.curl_command(args.out.name, request))
+    return 0
+
+
+def _ship_grammar(args, trained, staging: Path, checked: dict) -> None:
+    """--grammar (and --tune-grammar): the word list transcription decodes with by default."""
+    from speechseq import grammar, tuning
+
+    words = grammar.Grammar.read(args.grammar)
+    if not args.tune_grammar:
+        grammar.ship(staging, words, grammar.GrammarOptions(), {"source": args.grammar.name})
+        checked["decoding"] = f"grammar: {len(words.words)} words from {args.grammar.name}, default weights"
+        return
+    tuned = tuning.tune_grammar(staging, corpora.read_manifest(args.tune_grammar), words)
+    grammar.ship(staging, words, grammar.GrammarOptions(tuned.alpha, tuned.beta),
+                 {"source": args.grammar.name, **tuned.about(args.tune_grammar.name)})
+    checked["decoding"] = f"grammar: {len(words.words)} words from {args.grammar.name}, " + _tuned(tuned)
+
+
+def _ship_language_model(args, trained, staging: Path, checked: dict) -> None:
+    """--lm-from (and --tune-lm): an n-gram model of these texts, for beam search by default."""
+    from speechseq import language_model, tuning
+    from speechseq.decoding import BeamOptions
+
+    source = args.lm_from
+    if source.suffix == ".jsonl":
+        texts = [trained.classes.normalize(u.text) for u in corpora.read_manifest(source)]
+    else:
+        texts = [trained.classes.normalize(line) for line in _read_text(source).splitlines()]
+    texts = list(dict.fromkeys(t for t in texts if t))  # each sentence once: takes of one prompt are one text
+    arpa = language_model.build_arpa(texts, staging / "lm-building.arpa", order=args.lm_order)
+    about = {"built_from": source.name, "sentences": len(texts), "order": args.lm_order,
+             "estimate": "arpabo, Kneser-Ney back-off"}
+    if args.tune_lm:
+        tuned = tuning.tune_language_model(staging, corpora.read_manifest(args.tune_lm), str(arpa))
+        options = BeamOptions(alpha=tuned.alpha, beta=tuned.beta)
+        about |= tuned.about(args.tune_lm.name)
+        checked["decoding"] = f"language model: order {args.lm_order} from {len(texts)} sentences, " + _tuned(tuned)
+    else:
+        options = BeamOptions()
+        checked["decoding"] = f"language model: order {args.lm_order} from {len(texts)} sentences, default weights"
+    language_model.ship(staging, arpa, options, about)
+    arpa.unlink()
+
+
+def _tuned(tuned) -> str:
+    return (f"weights tuned on {tuned.utterances} dev utterances ({tuned.candidates} candidates): alpha "
+            f"{tuned.alpha:g}, beta {tuned.beta:g}; dev WER greedy {tuned.dev_greedy['wer']:.2%} -> {tuned.dev['wer']:.2%}")
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SpeechseqError(f"{path}: not a UTF-8 text file") from None
+
+
+def _card(path: Path) -> dict:
+    try:
+        card = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise SpeechseqError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(card, dict):
+        raise SpeechseqError(f"{path}: a model card is a JSON object")
+    return card
+
+
+def _sample_files(trained) -> list[str]:
+    """A few files of the run's dev (else train) manifest, to verify and warm up with."""
+    for split in ("dev", "train"):
+        manifest = trained.settings["data"].get(split)
+        if manifest and Path(manifest).exists():
+            return [str(u.audio) for u in corpora.read_manifest(manifest)[:4]]
+    raise SpeechseqError("no manifest of the run can be read: name audio files with --samples")
+
+
+def _warmup_examples(trained, files: list[str], wavs: list[str]) -> dict:
+    import numpy as np
+
+    waveform = audio.load(files[0], trained.features.sample_rate) if files else np.zeros(16000, np.float32)
+    inputs = {"audio": waveform[np.newaxis], "audio_length": np.array([waveform.size], np.int32)}
+    if trained.task == "frames":
+        examples = {"tag": inputs}
+        if wavs:
+            examples["tag_wav"] = {"wav": np.array([Path(wavs[0]).read_bytes()], object)}
+        return examples
+    examples = {"serving_default": inputs}
+    if wavs:
+        examples["transcribe_wav"] = {"wav": np.array([Path(wavs[0]).read_bytes()], object)}
+    return examples
+
+
+def add_commands(commands) -> None:
+    add_export(commands)
