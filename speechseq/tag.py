@@ -4,10 +4,10 @@
     result = tagger.tag("meeting.flac")
     for segment in result.segments: print(segment.start, segment.end, segment.label)
 
-Long audio goes through the model in overlapping windows read one at a time; each
-frame's posterior is taken from the window in whose own part (the window minus half
-the overlap at each inner edge) it lies, so memory stays flat and no frame is seen
-twice. Posteriors are then smoothed into segments (`segments.SmoothingOptions`): by
+Audio goes through the model in overlapping windows (`windowing`, the engine `Transcriber`
+uses too: windows of short files share batches); each frame's posterior is taken from the
+window in whose own part (the window minus half the overlap at each inner edge) it lies,
+so memory stays flat and no frame is counted twice. Posteriors are then smoothed into segments (`segments.SmoothingOptions`): by
 the settings the export ships, tuned on dev audio (`speechseq.tuning`), unless given.
 """
 
@@ -16,12 +16,12 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
 import numpy as np
 
-from speechseq import audio, segments
+from speechseq import audio, segments, windowing
 from speechseq.segments import SmoothingOptions, TaggedSegment
+from speechseq.windowing import WindowOptions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +30,12 @@ class TaggerOptions:
     overlap_seconds: float = 2.0  # shared by neighbouring windows
     batch_size: int = 8  # windows per model call
     smoothing: SmoothingOptions | None = None  # None: the model's own (assets/smoothing.json), else the defaults
+
+    def windows(self) -> WindowOptions:
+        return WindowOptions(self.window_seconds, self.overlap_seconds, self.batch_size)
+
+    def __post_init__(self):
+        self.windows()  # checks the windowing settings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +65,7 @@ class Tagger:
         self.options = options
         self.smoothing = options.smoothing or segments.shipped_smoothing(self.published.folder / "assets")
         self.seconds_per_frame = self.features.hop_length / self.features.sample_rate
+        self._tag_signature = self.published.signatures["tag"]  # the one model call (a test counts them)
 
     @property
     def sample_rate(self) -> int:
@@ -67,50 +74,37 @@ class Tagger:
     def tag(self, source: str | os.PathLike | np.ndarray, sample_rate: int | None = None) -> Tagging:
         """One file, or a mono waveform (give `sample_rate` if not the model's)."""
         if isinstance(source, np.ndarray):
-            waveform = audio.resample(np.asarray(source, np.float32), sample_rate or self.sample_rate, self.sample_rate)
-            pieces = audio.windows(waveform, self.sample_rate, self.options.window_seconds, self.options.overlap_seconds)
-            return self._tag_windows("<array>", waveform.size / self.sample_rate, pieces)
-        path = Path(source)
-        duration = audio.info(path, min_seconds=self.features.window_ms / 1000).duration
-        windows = audio.chunks(path, self.options.window_seconds, self.options.overlap_seconds, self.sample_rate)
-        return self._tag_windows(str(path), duration, windows)
+            sources = windowing.array_sources([source], self.options.windows(), self.sample_rate, sample_rate,
+                                              names=lambda _: "<array>")
+            return next(windowing.run(sources, self.options.batch_size, self._tag_batch, self._result))
+        result = next(self.tag_files([source]))
+        if isinstance(result, audio.AudioError):
+            raise result
+        return result
 
     def tag_files(self, paths: Iterable[str | os.PathLike]) -> Iterator[Tagging | audio.AudioError]:
         """A result per path, in order: a `Tagging`, or the `AudioError` that stopped it."""
-        for path in paths:
-            try:
-                yield self.tag(path)
-            except audio.AudioError as error:
-                yield error
+        sources = windowing.file_sources(paths, self.options.windows(), self.sample_rate,
+                                         self.features.window_ms / 1000)
+        yield from windowing.run(sources, self.options.batch_size, self._tag_batch, self._result)
 
-    def _tag_windows(self, source: str, duration: float, windows) -> Tagging:
-        pieces: list[np.ndarray] = []
-        batch: list[np.ndarray] = []
+    def _tag_batch(self, batch: list[windowing.Window]) -> None:
+        """One model call; each window keeps the posteriors of the frames it owns."""
+        padded, lengths = audio.pad_batch([window.waveform for window in batch])
+        outputs = self._tag_signature(audio=padded, audio_length=lengths)
+        probabilities, lengths = outputs["probabilities"].numpy(), outputs["frame_length"].numpy()
         half = round(self.options.overlap_seconds / 2 / self.seconds_per_frame)
-        first = True
-        for _, waveform, last in windows:
-            batch.append(waveform)
-            if len(batch) == self.options.batch_size or last:
-                pieces += self._own_frames(batch, half, first, last)
-                batch, first = [], False
-        probabilities = np.concatenate(pieces) if pieces else np.zeros((0, self.tags.size), np.float32)
+        step = round((self.options.window_seconds - self.options.overlap_seconds) / self.seconds_per_frame)
+        for index, (window, length) in enumerate(zip(batch, lengths)):
+            begin = 0 if window.first else half
+            # Windows start `step` frames apart: a window owns up to where the next one's part begins.
+            end = int(length) if window.last else min(int(length), step + half)
+            window.pending.parts.append(probabilities[index, begin:end])
+
+    def _result(self, item: windowing.Pending) -> Tagging:
+        probabilities = np.concatenate(item.parts) if item.parts else np.zeros((0, self.tags.size), np.float32)
         ids = segments.smooth(probabilities, self.tags.background_id, self.smoothing, self.seconds_per_frame)
         found = segments.tagged_segments(ids, probabilities, self.tags.labels, self.tags.background,
                                          self.seconds_per_frame)
-        return Tagging(source, duration, probabilities, ids, tuple(found), self.tags.labels, self.seconds_per_frame)
-
-    def _own_frames(self, batch: list[np.ndarray], half: int, first_batch: bool, last: bool) -> list[np.ndarray]:
-        """Each window's posteriors, cut to the frames it owns."""
-        padded, lengths = audio.pad_batch(batch)
-        outputs = self.published.signatures["tag"](audio=padded, audio_length=lengths)
-        probabilities, lengths = outputs["probabilities"].numpy(), outputs["frame_length"].numpy()
-        step = round((self.options.window_seconds - self.options.overlap_seconds) / self.seconds_per_frame)
-        owned = []
-        for index, length in enumerate(lengths):
-            is_first = first_batch and index == 0
-            is_last = last and index == len(batch) - 1
-            begin = 0 if is_first else half
-            # Windows start `step` frames apart: a window owns up to where the next one's part begins.
-            end = int(length) if is_last else min(int(length), step + half)
-            owned.append(probabilities[index, begin:end])
-        return owned
+        return Tagging(item.source, item.duration, probabilities, ids, tuple(found), self.tags.labels,
+                       self.seconds_per_frame)

@@ -21,10 +21,11 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from speechseq import audio, decoding, grammar, language_model
+from speechseq import audio, decoding, grammar, language_model, windowing
 from speechseq.decoding import BeamOptions, Word
 from speechseq.errors import SpeechseqError
 from speechseq.grammar import Grammar, GrammarOptions
+from speechseq.windowing import WindowOptions
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,11 @@ class TranscriberOptions:
     # that ships neither: greedy decoding inside the exported graph.
     shipped_decoding: bool = True
 
+    def windows(self) -> WindowOptions:
+        return WindowOptions(self.window_seconds, self.overlap_seconds, self.batch_size)
+
     def __post_init__(self):
-        if not 0 <= 2 * self.overlap_seconds < self.window_seconds:
-            raise SpeechseqError("overlap_seconds must be under half of window_seconds")
+        self.windows()  # checks the windowing settings
         if self.beam and self.grammar:
             raise SpeechseqError("choose beam search or a grammar, not both")
 
@@ -72,31 +75,6 @@ class Transcript:
             "model": self.model,
             "version": self.version,
         }
-
-
-@dataclasses.dataclass
-class _Pending:
-    """A source being transcribed: its windows go out, their words come back."""
-
-    source: str
-    duration: float
-    sent: int = 0  # windows handed to the model
-    returned: int = 0  # windows whose words came back
-    all_sent: bool = False  # the source has no more windows
-    words: list = dataclasses.field(default_factory=list)
-
-    @property
-    def finished(self) -> bool:
-        return self.all_sent and self.returned == self.sent
-
-
-@dataclasses.dataclass(frozen=True)
-class _Window:
-    pending: _Pending
-    start: float  # seconds into the source
-    first: bool
-    last: bool
-    waveform: np.ndarray
 
 
 class Transcriber:
@@ -154,85 +132,28 @@ class Transcriber:
 
     def transcribe_arrays(self, waveforms: Iterable[np.ndarray], sample_rate: int | None = None) -> Iterator[Transcript]:
         """Mono float waveforms (at `sample_rate`, default the model's), batched together."""
-
-        def sources():
-            for index, waveform in enumerate(waveforms):
-                waveform = np.asarray(waveform, np.float32)
-                if waveform.ndim != 1:
-                    raise SpeechseqError(f"expected a mono waveform, got shape {waveform.shape}")
-                waveform = audio.resample(waveform, sample_rate or self.sample_rate, self.sample_rate)
-                pieces = audio.windows(waveform, self.sample_rate, self.options.window_seconds,
-                                       self.options.overlap_seconds)
-                yield f"<array {index}>", waveform.size / self.sample_rate, pieces
-
-        yield from self._run(sources())
+        sources = windowing.array_sources(waveforms, self.options.windows(), self.sample_rate, sample_rate)
+        yield from windowing.run(sources, self.options.batch_size, self._transcribe_batch, self._result)
 
     def transcribe_files(self, paths: Iterable[str | os.PathLike]) -> Iterator[Transcript | audio.AudioError]:
         """A result per path, in order: a `Transcript`, or the `AudioError` that stopped it."""
+        sources = windowing.file_sources(paths, self.options.windows(), self.sample_rate,
+                                         self.features.window_ms / 1000)
+        yield from windowing.run(sources, self.options.batch_size, self._transcribe_batch, self._result)
 
-        def sources():
-            for path in paths:
-                try:
-                    duration = audio.info(path, min_seconds=self.features.window_ms / 1000).duration
-                except audio.AudioError as error:
-                    yield str(path), error, None
-                    continue
-                windows = audio.chunks(path, self.options.window_seconds, self.options.overlap_seconds, self.sample_rate)
-                yield str(path), duration, windows
-
-        yield from self._run(sources())
-
-    # ---- the batching engine ----------------------------------------------------------------
-
-    def _run(self, sources) -> Iterator[Transcript | audio.AudioError]:
-        """Cut every source into windows, transcribe them in batches, stitch, yield in order."""
-        pending: list[_Pending | audio.AudioError] = []
-        batch: list[_Window] = []
-
-        def finished():
-            while pending and (isinstance(pending[0], audio.AudioError) or pending[0].finished):
-                item = pending.pop(0)
-                yield item if isinstance(item, audio.AudioError) else self._result(item)
-
-        for source, duration, windows in sources:
-            if isinstance(duration, audio.AudioError):
-                pending.append(duration)
-                yield from finished()
-                continue
-            item = _Pending(source, duration)
-            pending.append(item)
-            try:
-                for start, waveform, last in windows:
-                    batch.append(_Window(item, start, item.sent == 0, last, waveform))
-                    item.sent += 1
-                    if len(batch) == self.options.batch_size:
-                        self._transcribe_batch(batch)
-                        batch.clear()
-                        yield from finished()
-                item.all_sent = True
-            except audio.AudioError as error:  # a file that breaks half-way: report it, go on
-                batch[:] = [window for window in batch if window.pending is not item]
-                pending[pending.index(item)] = error
-            yield from finished()
-        if batch:
-            self._transcribe_batch(batch)
-        yield from finished()
-
-    def _transcribe_batch(self, batch) -> None:
+    def _transcribe_batch(self, batch: list[windowing.Window]) -> None:
+        """One model call; each window keeps the words whose middle lies in its own part."""
         padded, lengths = audio.pad_batch([window.waveform for window in batch])
         words_per_window = (
             self._decoded_words(padded, lengths) if self._decoder else self._greedy_words(padded, lengths)
         )
-        half = self.options.overlap_seconds / 2
         for window, words in zip(batch, words_per_window):
-            own_start = window.start + (0.0 if window.first else half)
-            own_end = window.start + window.waveform.size / self.sample_rate - (0.0 if window.last else half)
+            own_start, own_end = window.owned(self.options.windows(), self.sample_rate)
             for word in words:
                 word = dataclasses.replace(word, start=word.start + window.start, end=word.end + window.start)
                 middle = (word.start + word.end) / 2
                 if own_start <= middle < own_end or (window.last and middle >= own_end):
-                    window.pending.words.append(word)
-            window.pending.returned += 1
+                    window.pending.parts.append(word)
 
     def _greedy_words(self, padded, lengths) -> list[list[Word]]:
         outputs = self.published.signatures["serving_default"](audio=padded, audio_length=lengths)
@@ -254,8 +175,8 @@ class Transcriber:
         outputs = self.published.signatures["audio_log_probs"](audio=padded, audio_length=lengths)
         return outputs["log_probs"].numpy(), outputs["output_lengths"].numpy()
 
-    def _result(self, item: _Pending) -> Transcript:
-        words = tuple(sorted(item.words, key=lambda w: w.start))
+    def _result(self, item: windowing.Pending) -> Transcript:
+        words = tuple(sorted(item.parts, key=lambda w: w.start))
         return Transcript(
             text=" ".join(w.text for w in words),
             words=words,

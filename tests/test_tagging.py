@@ -394,3 +394,23 @@ def test_tag_resume_skips_the_files_tagged_already_and_keeps_their_outputs(tmp_p
     assert {path: path.read_text() for path in out.rglob("*.json")} == first
     assert cli.main(["tag", *clips, "--model", model, "--resume"]) == 2  # without --out: refused
     assert "--resume needs --out" in capsys.readouterr().err
+
+
+def test_a_folder_of_short_files_costs_the_tagger_one_model_call_per_batch():
+    """Tagger and Transcriber share one windowing engine: windows of many files fill a batch."""
+    from conftest import fsdd_clip
+
+    model = Path(__file__).resolve().parents[1] / "saved_models" / "voice-activity"
+    tagger = Tagger(model, TaggerOptions(batch_size=4))
+    calls: list[int] = []
+    signature = tagger._tag_signature
+    tagger._tag_signature = lambda **inputs: calls.append(len(inputs["audio"])) or signature(**inputs)
+    files = [fsdd_clip(digit) for digit in range(10)]
+    results = list(tagger.tag_files(files))
+    assert calls == [4, 4, 2]
+    alone = Tagger(model)  # one file per call: the same posteriors
+    for path, result in zip(files, results):
+        assert result.source == str(path)
+        np.testing.assert_allclose(result.probabilities, alone.tag(path).probabilities, atol=1e-4)
+    with pytest.raises(SpeechseqError, match="overlap_seconds"):
+        TaggerOptions(window_seconds=4.0, overlap_seconds=2.0)
