@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "pipelines"))
 
-from digits import DEFAULTS, FSDD  # noqa: E402
+from digits import FSDD, RUN_FILE  # noqa: E402
 from features import RESULTS, machine  # noqa: E402
 
 from speechseq import corpora, data, derived, losses, models, runfile, train  # noqa: E402
@@ -67,7 +67,7 @@ def main() -> None:
     corpus = ROOT / "work" / "digits-lucas"
     if not (corpus / "train.jsonl").exists():
         derived.connected_digits(FSDD, corpus, DigitSequenceOptions(held_out_speaker="lucas"))
-    run = runfile.load(None, DEFAULTS + [f"data.train={corpus / 'train.jsonl'}"], "unused")
+    run = runfile.load(RUN_FILE, [f"data.train={corpus / 'train.jsonl'}"], "unused")
     utterances = corpora.read_manifest(run.data.train)[: args.utterances]
     vocabulary = Vocabulary(digits_as_words=True)
     # No shuffling: every variant trains on the very same batches each epoch (step

@@ -34,18 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FSDD = corpora.data_root() / "fsdd"
 
 # Chosen by measurement: see benchmarks/RESULTS.md, "Digits architecture".
-DEFAULTS = [
-    "features.n_mels=40",
-    "model.cell=gru",
-    "model.layers=2",
-    "model.units=128",
-    "model.subsampling=2",
-    "model.conv_channels=128",
-    "train.epochs=30",
-    "train.batch_size=16",
-    "train.learning_rate=2e-3",
-    "train.early_stopping=0",
-]
+# The recipe's settings live in one place, its run file (also `speechseq train --config`).
+RUN_FILE = ROOT / "pipelines" / "digits.toml"
 
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -95,11 +85,11 @@ def main() -> None:
         train_manifest = corpora.write_manifest(training, corpus / f"{name}.jsonl")
     if held_out:
         splits[f"held-out speaker {held_out}"] = corpus / "held_out.jsonl"
-    settings = DEFAULTS + [f"data.train={train_manifest}", f"data.dev={corpus / 'dev.jsonl'}",
+    settings = [f"data.train={train_manifest}", f"data.dev={corpus / 'dev.jsonl'}",
                            f"train.noise_snrs={args.noise}",
                            # Features kept after epoch 1, unless noise is drawn anew every epoch.
                            f"train.feature_cache={'' if args.noise else 'memory'}"] + args.set
-    run = runfile.load(None, settings, args.out)
+    run = runfile.load(RUN_FILE, settings, args.out)
 
     started = time.perf_counter()
     train.fit(run)
