@@ -135,22 +135,14 @@ def split_by_speaker(utterances: list[corpora.Utterance]) -> dict[str, list[corp
 
 
 # ---- Kathleen: by prompt -------------------------------------------------------------
-# The same rule as pipelines/sentences.py's prompt_of/split_by_prompt, written again here
-# because recipes do not import each other; keep the two in step.
-
+# Every 10th prompt test, the 5th of each ten dev (`corpora.split_by_group`), as sentences.py splits it.
 
 def prompt_of(utterance: corpora.Utterance) -> str:
-    """`arctic_a0001_1592748574.flac` -> `arctic_a0001`: all takes of a prompt share it."""
-    return re.sub(r"_\d+$", "", utterance.audio.stem)
+    return corpora.prompt_of_take(utterance)
 
 
 def split_by_prompt(utterances: list[corpora.Utterance]) -> dict[str, list[corpora.Utterance]]:
-    prompts = sorted({prompt_of(u) for u in utterances})
-    side = {p: "test" if i % 10 == 0 else "dev" if i % 10 == 5 else "train" for i, p in enumerate(prompts)}
-    splits: dict[str, list[corpora.Utterance]] = {name: [] for name in SPLITS}
-    for utterance in utterances:
-        splits[side[prompt_of(utterance)]].append(utterance)
-    return splits
+    return corpora.split_by_group(utterances, corpora.prompt_of_take)
 
 
 # ---- the corpus ----------------------------------------------------------------------

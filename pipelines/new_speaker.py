@@ -26,14 +26,14 @@ import argparse
 import json
 from pathlib import Path
 
-from sentences import DEFAULTS as SENTENCE_DEFAULTS
-from sentences import KATHLEEN, split_by_prompt
 from speechseq import audio, corpora, derived, finetune, runfile, synth, train
 from speechseq.derived import DigitSequenceOptions
 from speechseq.files import write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 FSDD = corpora.data_root() / "fsdd"
+KATHLEEN = corpora.data_root() / "kathleen" / "clips"
+SENTENCES_RUN_FILE = ROOT / "pipelines" / "sentences.toml"  # the sentence recipe's model and training
 
 
 def main() -> None:
@@ -83,7 +83,7 @@ def adapt_digits(args, out: Path) -> None:
 
 
 def adapt_sentences(args, out: Path) -> None:
-    kathleen = split_by_prompt(corpora.transcribed_folder(KATHLEEN, speaker="kathleen"))
+    kathleen = corpora.split_by_group(corpora.transcribed_folder(KATHLEEN, speaker="kathleen"), corpora.prompt_of_take)
     source = out / "espeak-source"
     _train_espeak_source(kathleen, args.voices, args.source_epochs, source, out)
     test_sets = {"Kathleen, held-out prompts": str(corpora.write_manifest(kathleen["test"], out / "kathleen-test.jsonl")),
@@ -117,9 +117,8 @@ def _train_espeak_source(kathleen: dict, voices: int, epochs: int, directory: Pa
                                          ROOT / "work" / "espeak-sentences")
             for name in ("train", "dev", "test")}
     manifests = {name: corpora.write_manifest(items, out / f"espeak-{name}.jsonl") for name, items in read.items()}
-    settings = SENTENCE_DEFAULTS + [f"data.train={manifests['train']}", f"data.dev={manifests['dev']}",
-                                    f"train.epochs={epochs}"]
-    train.fit(runfile.load(None, settings, directory))
+    settings = [f"data.train={manifests['train']}", f"data.dev={manifests['dev']}", f"train.epochs={epochs}"]
+    train.fit(runfile.load(SENTENCES_RUN_FILE, settings, directory))
 
 
 def _first_minutes(utterances: list[corpora.Utterance], minutes: float) -> list[corpora.Utterance]:

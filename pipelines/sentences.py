@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from pathlib import Path
 
@@ -26,33 +25,8 @@ from speechseq.files import write_text
 ROOT = Path(__file__).resolve().parents[1]
 KATHLEEN = corpora.data_root() / "kathleen" / "clips"
 
-DEFAULTS = [
-    "features.n_mels=80",
-    "model.cell=gru",
-    "model.layers=3",
-    "model.units=160",
-    "model.subsampling=2",
-    "model.conv_channels=160",
-    "train.epochs=35",
-    "train.batch_size=16",
-    "train.learning_rate=1.5e-3",
-    "train.early_stopping=8",
-    "train.feature_cache=memory",
-]
-
-
-def prompt_of(utterance: corpora.Utterance) -> str:
-    """`arctic_a0001_1592748574.flac` -> `arctic_a0001`: all takes of a prompt share it."""
-    return re.sub(r"_\d+$", "", utterance.audio.stem)
-
-
-def split_by_prompt(utterances: list[corpora.Utterance]) -> dict[str, list[corpora.Utterance]]:
-    prompts = sorted({prompt_of(u) for u in utterances})
-    side = {p: "test" if i % 10 == 0 else "dev" if i % 10 == 5 else "train" for i, p in enumerate(prompts)}
-    splits: dict[str, list[corpora.Utterance]] = {"train": [], "dev": [], "test": []}
-    for utterance in utterances:
-        splits[side[prompt_of(utterance)]].append(utterance)
-    return splits
+# The recipe's settings live in its run file (also new_speaker.py's sentence model's).
+RUN_FILE = ROOT / "pipelines" / "sentences.toml"
 
 
 def main() -> None:
@@ -63,15 +37,15 @@ def main() -> None:
     args = parser.parse_args()
 
     corpus = ROOT / "work" / "kathleen"
-    splits = split_by_prompt(corpora.transcribed_folder(KATHLEEN, speaker="kathleen"))
+    splits = corpora.split_by_group(corpora.transcribed_folder(KATHLEEN, speaker="kathleen"), corpora.prompt_of_take)
     if args.synthetic_voices:
         prompts = sorted({u.text for u in splits["train"]})
         voices = synth.voices(args.synthetic_voices, seed=1)
         splits["train"] += synth.synthetic_corpus(prompts, voices, ROOT / "work" / "espeak-sentences")
     suffix = f"-espeak{args.synthetic_voices}" if args.synthetic_voices else ""
     manifests = {name: corpora.write_manifest(items, corpus / f"{name}{suffix}.jsonl") for name, items in splits.items()}
-    settings = DEFAULTS + [f"data.train={manifests['train']}", f"data.dev={manifests['dev']}"] + args.set
-    run = runfile.load(None, settings, args.out)
+    settings = [f"data.train={manifests['train']}", f"data.dev={manifests['dev']}"] + args.set
+    run = runfile.load(RUN_FILE, settings, args.out)
 
     started = time.perf_counter()
     train.fit(run)

@@ -16,7 +16,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 
@@ -284,6 +284,26 @@ def fsdd_clips(root: str | os.PathLike) -> list[DigitClip]:
 def fsdd(root: str | os.PathLike) -> list[Utterance]:
     """One utterance per FSDD clip, its transcript the digit's word."""
     return [Utterance(c.path, c.word, c.speaker, _duration(c.path)) for c in fsdd_clips(root)]
+
+
+# ---- splits --------------------------------------------------------------------------
+
+
+def prompt_of_take(utterance: Utterance) -> str:
+    """A recording's prompt, from a file named PROMPT_TAKE (`arctic_a0001_1592748574.flac`
+    -> `arctic_a0001`): every take of one prompt shares it."""
+    return re.sub(r"_\d+$", "", utterance.audio.stem)
+
+
+def split_by_group(utterances: Sequence[Utterance], group_of: Callable[[Utterance], str]) -> dict[str, list[Utterance]]:
+    """train / dev / test with each group (a prompt, a speaker) on one side only: of the
+    groups in sorted order, every 10th is test and the 5th of each ten dev."""
+    groups = sorted({group_of(u) for u in utterances})
+    side = {g: "test" if i % 10 == 0 else "dev" if i % 10 == 5 else "train" for i, g in enumerate(groups)}
+    splits: dict[str, list[Utterance]] = {"train": [], "dev": [], "test": []}
+    for utterance in utterances:
+        splits[side[group_of(utterance)]].append(utterance)
+    return splits
 
 
 # ---- audit ---------------------------------------------------------------------------
