@@ -63,6 +63,7 @@ class Tagger:
         self.tags = self.published.classes
         self.features = self.published.features
         self.options = options
+        self.windows = options.windows()  # how audio is cut and batched (checked once)
         self.smoothing = options.smoothing or segments.shipped_smoothing(self.published.folder / "assets")
         self.seconds_per_frame = self.features.hop_length / self.features.sample_rate
         self._tag_signature = self.published.signatures["tag"]  # the one model call (a test counts them)
@@ -74,7 +75,7 @@ class Tagger:
     def tag(self, source: str | os.PathLike | np.ndarray, sample_rate: int | None = None) -> Tagging:
         """One file, or a mono waveform (give `sample_rate` if not the model's)."""
         if isinstance(source, np.ndarray):
-            sources = windowing.array_sources([source], self.options.windows(), self.sample_rate, sample_rate,
+            sources = windowing.array_sources([source], self.windows, self.sample_rate, sample_rate,
                                               names=lambda _: "<array>")
             return next(windowing.run(sources, self.options.batch_size, self._tag_batch, self._result))
         result = next(self.tag_files([source]))
@@ -84,7 +85,7 @@ class Tagger:
 
     def tag_files(self, paths: Iterable[str | os.PathLike]) -> Iterator[Tagging | audio.AudioError]:
         """A result per path, in order: a `Tagging`, or the `AudioError` that stopped it."""
-        sources = windowing.file_sources(paths, self.options.windows(), self.sample_rate,
+        sources = windowing.file_sources(paths, self.windows, self.sample_rate,
                                          self.features.window_ms / 1000)
         yield from windowing.run(sources, self.options.batch_size, self._tag_batch, self._result)
 

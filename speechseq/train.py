@@ -214,10 +214,9 @@ def training_options(run: Run, train_set, xla: bool, replicas_per_batch: int = 1
     """How worker `worker`'s input pipeline batches the training data: each batch feeds
     `replicas_per_batch` replicas `train.batch_size` utterances each. Fixed shapes only
     where XLA compiles (`xla`)."""
-    per_pipeline = replicas_per_batch
     return data.PipelineOptions(
-        batch_size=run.train.batch_size * per_pipeline,
-        max_batch_frames=run.train.max_batch_frames * per_pipeline or None,
+        batch_size=run.train.batch_size * replicas_per_batch,
+        max_batch_frames=run.train.max_batch_frames * replicas_per_batch or None,
         shuffle=True,
         seed=run.train.seed,
         buckets=run.train.buckets,
@@ -318,7 +317,8 @@ def fit(run: Run, verbose: int | None = None, build_model: Callable | None = Non
     callbacks = _callbacks(run, task, prepared.classes, dev, predict, placement.chief)
     validation = task.keras_batches(dev, run) if dev is not None else None
     if placement.multiworker:
-        validate = (lambda: multiworker.validation_logs(model, predict, validation, task.metrics)) if dev else None
+        validate = ((lambda: multiworker.validation_logs(model, predict, validation, task.metrics))
+                    if validation is not None else None)
         multiworker.fit(model, placement.strategy, lambda context: training_batches(run, prepared, options, context),
                         steps, run.train.epochs, callbacks, validate)
     else:
@@ -328,7 +328,8 @@ def fit(run: Run, verbose: int | None = None, build_model: Callable | None = Non
             steps_per_epoch=steps,
             shuffle=False,  # the dataset reshuffles itself every epoch
             validation_data=validation,
-            validation_steps=data.batches_per_epoch(prepared.dev_set, run.features, eval_options) if dev else None,
+            validation_steps=(data.batches_per_epoch(prepared.dev_set, run.features, eval_options)
+                              if validation is not None else None),
             callbacks=callbacks,
             verbose=verbose,
         )

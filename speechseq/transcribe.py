@@ -87,6 +87,7 @@ class Transcriber:
         if self.published.task != "ctc":
             raise ExportError(f"{self.published.folder} is not a transcription model (no vocabulary.json)")
         self.options = options
+        self.windows = options.windows()  # how audio is cut and batched (checked once)
         self.vocabulary = self.published.classes
         self.features = self.published.features
         subsampling = self.published.settings["model"]["subsampling"]
@@ -132,12 +133,12 @@ class Transcriber:
 
     def transcribe_arrays(self, waveforms: Iterable[np.ndarray], sample_rate: int | None = None) -> Iterator[Transcript]:
         """Mono float waveforms (at `sample_rate`, default the model's), batched together."""
-        sources = windowing.array_sources(waveforms, self.options.windows(), self.sample_rate, sample_rate)
+        sources = windowing.array_sources(waveforms, self.windows, self.sample_rate, sample_rate)
         yield from windowing.run(sources, self.options.batch_size, self._transcribe_batch, self._result)
 
     def transcribe_files(self, paths: Iterable[str | os.PathLike]) -> Iterator[Transcript | audio.AudioError]:
         """A result per path, in order: a `Transcript`, or the `AudioError` that stopped it."""
-        sources = windowing.file_sources(paths, self.options.windows(), self.sample_rate,
+        sources = windowing.file_sources(paths, self.windows, self.sample_rate,
                                          self.features.window_ms / 1000)
         yield from windowing.run(sources, self.options.batch_size, self._transcribe_batch, self._result)
 
@@ -148,7 +149,7 @@ class Transcriber:
             self._decoded_words(padded, lengths) if self._decoder else self._greedy_words(padded, lengths)
         )
         for window, words in zip(batch, words_per_window):
-            own_start, own_end = window.owned(self.options.windows(), self.sample_rate)
+            own_start, own_end = window.owned(self.windows, self.sample_rate)
             for word in words:
                 word = dataclasses.replace(word, start=word.start + window.start, end=word.end + window.start)
                 middle = (word.start + word.end) / 2
