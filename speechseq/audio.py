@@ -218,6 +218,39 @@ def sound_span(samples: np.ndarray, rate: int, top_db: float | None) -> tuple[in
     return int(start), int(end)
 
 
+MIN_SOUND = 0.06  # seconds: the shortest run of sound `sound_runs` keeps
+
+
+def sound_runs(samples: np.ndarray, rate: int, top_db: float, floor_margin_db: float,
+               min_pause: float) -> list[tuple[int, int]]:
+    """(start, end) sample spans of the sound in a recording that has a noise floor of its own.
+
+    A 25 ms frame (10 ms hop, as `sound_span`) is sound when it is within `top_db` of the
+    loudest AND at least `floor_margin_db` above the recording's floor (its 5th-percentile
+    frame): a room's hiss at -30 dB is not speech just because it is within 35 dB of the peak.
+    Sound frames less than `min_pause` seconds apart join one run: stop closures and word
+    junctions stay inside the speech, and only a pause a listener hears as one splits it.
+    Runs shorter than `MIN_SOUND` (clicks, a lip smack) are dropped.
+    """
+    import librosa  # slow to import, and only labelling needs it
+
+    frame, hop = max(1, round(0.025 * rate)), max(1, round(0.010 * rate))
+    level = librosa.feature.rms(y=samples.astype(np.float32), frame_length=frame, hop_length=hop)[0]
+    if not level.any():
+        return []
+    decibels = 20 * np.log10(np.maximum(level, 1e-10) / level.max())
+    floor = np.percentile(decibels, 5)
+    sound = np.flatnonzero((decibels > -top_db) & (decibels > floor + floor_margin_db))
+    if sound.size == 0:
+        return []
+    # Split where consecutive sound frames are at least min_pause apart (their gap is silence).
+    breaks = np.flatnonzero(np.diff(sound) * hop >= min_pause * rate)
+    firsts = np.concatenate([[sound[0]], sound[breaks + 1]])
+    lasts = np.concatenate([sound[breaks], [sound[-1]]])
+    runs = [(int(first * hop), int(min(len(samples), (last + 1) * hop))) for first, last in zip(firsts, lasts)]
+    return [(start, end) for start, end in runs if end - start >= MIN_SOUND * rate]
+
+
 def _mono_at_rate(path, samples: np.ndarray, file_rate: int, sample_rate: int) -> np.ndarray:
     """(frames, channels) samples -> the mono waveform at `sample_rate`, clipped to [-1, 1]."""
     mono = samples.mean(axis=1, dtype=np.float32) if samples.shape[1] > 1 else samples[:, 0]

@@ -18,7 +18,7 @@ from speechseq.errors import SpeechseqError
 # The scripts live in the source checkout beside the package, not inside it: an installed
 # wheel has no benchmarks/ (they need the shared corpora and the shipped models anyway).
 FOLDER = Path(__file__).resolve().parents[1] / "benchmarks"
-NAMES = ("features", "train", "transcribe", "peers", "peers_english")
+NAMES = ("features", "train", "transcribe", "peers", "peers_english", "vad_peers")
 QUICK_RESULTS = "quick-results.md"  # in FOLDER; quick figures never go into RESULTS.md
 FULL_RESULTS = "RESULTS.md"
 
@@ -30,6 +30,7 @@ QUICK = {
     "transcribe": ["--minutes", "1", "--short-files", "40"],
     "peers": ["--long-minutes", "1", "--utterances", "40"],
     "peers_english": ["--utterances", "10"],
+    "vad_peers": ["--scenes", "4"],
 }
 
 
@@ -66,6 +67,8 @@ def append_section(results: Path, title: str, about: list[str], header: list[str
 def _skip_reason(name: str) -> str | None:
     if name in ("peers", "peers_english") and importlib.util.find_spec("pocketsphinx") is None:
         return "pocketsphinx is not installed (pip install -e '.[peers]')"
+    if name == "vad_peers" and not all(importlib.util.find_spec(m) for m in ("webrtcvad", "silero_vad", "onnxruntime")):
+        return "webrtcvad, silero-vad or onnxruntime is not installed (pip install -e '.[vad-peers]')"
     return None
 
 

@@ -142,7 +142,7 @@ def add_benchmark(commands) -> None:
                       help="small sizes, minutes in all (default)")
     size.add_argument("--full", dest="quick", action="store_false", help="the scripts' own sizes (an hour or more)")
     benchmark.add_argument("--only", nargs="+", choices=BENCHMARKS,
-                           metavar="NAME", help="features, train, transcribe and/or peers (default: all)")
+                           metavar="NAME", help=", ".join(BENCHMARKS) + " (default: all)")
     benchmark.add_argument("--results", type=Path,
                            help="markdown file the figures go to (default: benchmarks/quick-results.md, "
                            "started afresh; with --full benchmarks/RESULTS.md, appended to)")

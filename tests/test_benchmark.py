@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,8 @@ from PIL import Image
 
 from speechseq import benchmark, cli, plots
 from speechseq.errors import SpeechseqError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 LOG = """epoch,loss,val_cer,val_loss,val_wer
 0,60.0,0.46,24.0,0.97
@@ -84,6 +87,34 @@ def test_peers_skipped_without_pocketsphinx(tmp_path, monkeypatch, capfd):
     out = capfd.readouterr().out
     assert "peers: skipped: pocketsphinx is not installed" in out
     assert "peers_english: skipped: pocketsphinx is not installed" in out
+
+
+def test_vad_peers_skipped_without_webrtcvad(tmp_path, monkeypatch, capfd):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *rest: None if name == "webrtcvad" else find_spec(name, *rest))
+    assert cli.main(["benchmark", "--only", "vad_peers", "--results", str(tmp_path / "q.md")]) == 0
+    assert "vad_peers: skipped: webrtcvad, silero-vad or onnxruntime is not installed" in capfd.readouterr().out
+
+
+def test_vad_peers_scores_frames_as_the_tagging_evaluation_does(fsdd_dir, tmp_path):
+    """The peers benchmark's common 10 ms grid gives our model the figure `evaluate` gives it
+    (a grid off by a frame or a hop would not), a perfect system 1 and a deaf one 0."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import vad_peers
+
+    from speechseq import corpora, evaluate, scenes
+
+    held_out = scenes.fsdd_speakers(fsdd_dir, ["lucas"], range(50))
+    manifest = scenes.build(held_out, tmp_path, scenes.SceneOptions(scenes_per_speaker=4, snrs=(10.0,), seed=4))
+    utterances = corpora.read_manifest(manifest)
+    model = str(ROOT / "saved_models" / "voice-activity")
+    outputs = vad_peers.Speechseq(model).outputs([u.audio for u in utterances])
+    raw = next(hypotheses for name, hypotheses in outputs.items() if name.endswith("raw frames"))
+    f1, _ = vad_peers.score(utterances, raw)
+    assert f1 == pytest.approx(evaluate.score_tagging(model, utterances)["per_class_f1"]["speech"], abs=1e-4)
+    assert vad_peers.score(utterances, [list(u.segments) for u in utterances]) == (1.0, 1.0)
+    assert vad_peers.score(utterances, [[] for _ in utterances])[0] == 0.0
 
 
 def test_missing_benchmarks_folder(tmp_path, monkeypatch, capsys):
