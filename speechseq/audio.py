@@ -218,7 +218,8 @@ def sound_span(samples: np.ndarray, rate: int, top_db: float | None) -> tuple[in
     return int(start), int(end)
 
 
-MIN_SOUND = 0.06  # seconds: the shortest run of sound `sound_runs` keeps
+MIN_SOUND = 0.06  # seconds: a run of sound at least this long is speech in its own right
+BURST_REACH = 0.1  # seconds: a shorter run this close to a long one is part of it (a stop's release)
 
 
 def sound_runs(samples: np.ndarray, rate: int, top_db: float, floor_margin_db: float,
@@ -228,9 +229,11 @@ def sound_runs(samples: np.ndarray, rate: int, top_db: float, floor_margin_db: f
     A 25 ms frame (10 ms hop, as `sound_span`) is sound when it is within `top_db` of the
     loudest AND at least `floor_margin_db` above the recording's floor (its 5th-percentile
     frame): a room's hiss at -30 dB is not speech just because it is within 35 dB of the peak.
-    Sound frames less than `min_pause` seconds apart join one run: stop closures and word
-    junctions stay inside the speech, and only a pause a listener hears as one splits it.
-    Runs shorter than `MIN_SOUND` (clicks, a lip smack) are dropped.
+    A run of sound shorter than `MIN_SOUND` counts only within `BURST_REACH` of a longer one
+    (a stop's burst after its closure); further away it is a click, a breath or a lip smack,
+    which must not stretch the speech to reach it. Runs less than `min_pause` seconds apart
+    then join: stop closures and word junctions stay inside the speech, and only a pause a
+    listener hears as one splits it.
     """
     import librosa  # slow to import, and only labelling needs it
 
@@ -240,15 +243,23 @@ def sound_runs(samples: np.ndarray, rate: int, top_db: float, floor_margin_db: f
         return []
     decibels = 20 * np.log10(np.maximum(level, 1e-10) / level.max())
     floor = np.percentile(decibels, 5)
-    sound = np.flatnonzero((decibels > -top_db) & (decibels > floor + floor_margin_db))
-    if sound.size == 0:
-        return []
-    # Split where consecutive sound frames are at least min_pause apart (their gap is silence).
-    breaks = np.flatnonzero(np.diff(sound) * hop >= min_pause * rate)
-    firsts = np.concatenate([[sound[0]], sound[breaks + 1]])
-    lasts = np.concatenate([sound[breaks], [sound[-1]]])
-    runs = [(int(first * hop), int(min(len(samples), (last + 1) * hop))) for first, last in zip(firsts, lasts)]
-    return [(start, end) for start, end in runs if end - start >= MIN_SOUND * rate]
+    sound = np.concatenate([[False], (decibels > -top_db) & (decibels > floor + floor_margin_db), [False]])
+    edges = np.flatnonzero(np.diff(sound.astype(np.int8)))
+    runs = [(int(a * hop), int(min(len(samples), b * hop))) for a, b in zip(edges[::2], edges[1::2])]
+    long_runs = [(a, b) for a, b in runs if b - a >= MIN_SOUND * rate]
+    reach = BURST_REACH * rate
+
+    def near_a_long_run(a: int, b: int) -> bool:
+        return any(a - reach <= long_end and long_start <= b + reach for long_start, long_end in long_runs)
+
+    kept = [(a, b) for a, b in runs if b - a >= MIN_SOUND * rate or near_a_long_run(a, b)]
+    joined: list[tuple[int, int]] = []
+    for a, b in kept:
+        if joined and a - joined[-1][1] < min_pause * rate:
+            joined[-1] = (joined[-1][0], b)
+        else:
+            joined.append((a, b))
+    return joined
 
 
 def _mono_at_rate(path, samples: np.ndarray, file_rate: int, sample_rate: int) -> np.ndarray:
