@@ -12,7 +12,8 @@ plus with `--speed 0.9 1.1` the three training speakers played at those speeds a
 of their own, plus `--speechocean-scenes N` 10 s scenes of each of speechocean762's 97
 training speakers (children and adults reading sentences; clips of up to 9 s placed whole,
 a pause of 300 ms or more inside one is non-speech: `scenes`). `--noises` picks the noise
-kinds of the training scenes (white and brown by default; babble, tones and hum as well).
+kinds of the training scenes (white and brown by default; babble, tones and hum as well);
+`--reverb P` hears that share of them in simulated rooms (RT60 0.2-0.7 s).
 The test scenes use speakers never trained on: FSDD's lucas and yweweler (white or brown
 noise, once at mixed SNRs and once all at 10 dB), and the 16 held-out speechocean762
 speakers of pipelines/speechocean762_split.json, at 0, 5, 10 and 20 dB and clean, in every
@@ -124,7 +125,7 @@ def speechocean_tests(folder: Path) -> dict[str, Path]:
 
 def corpus(folder: Path, synthetic_voices: int, scenes_per_voice: int = SCENES_PER_SPEAKER,
            kathleen_scenes: int = 0, speeds: Sequence[float] = (), speechocean_scenes: int = 0,
-           noises: Sequence[str] = scenes.NOISES) -> dict[str, Path]:
+           noises: Sequence[str] = scenes.NOISES, reverb: float = 0.0) -> dict[str, Path]:
     """The scene manifests (built once; same seed, same files)."""
     # "labels25ms": edges found on 25 ms frames (earlier corpora used 128 ms ones, up to
     # 100 ms loose); a new name keeps them from being reused.
@@ -139,11 +140,13 @@ def corpus(folder: Path, synthetic_voices: int, scenes_per_voice: int = SCENES_P
         folder = folder.with_name(f"{folder.name}-speechocean{speechocean_scenes}")
     if tuple(noises) != scenes.NOISES:
         folder = folder.with_name(f"{folder.name}-{'+'.join(noises)}")
+    if reverb:
+        folder = folder.with_name(f"{folder.name}-reverb{reverb:g}")
     tests = speechocean_tests(folder.parents[1])
     if (folder / "test_10db.jsonl").exists():
         return {name: folder / f"{name}.jsonl" for name in ("train", "dev", "test", "test_10db")} | tests
     training = scenes.fsdd_speakers(FSDD, TRAINING_SPEAKERS, range(5, 50))
-    options = scenes.SceneOptions(scenes_per_speaker=SCENES_PER_SPEAKER, noises=noises, seed=1)
+    options = scenes.SceneOptions(scenes_per_speaker=SCENES_PER_SPEAKER, noises=noises, reverb=reverb, seed=1)
     # Babble is other people talking: the speechocean762 speakers of the same split.
     babble, dev_babble = (speechocean_speakers("train"), speechocean_speakers("dev")) if "babble" in noises else (None, None)
     parts = [scenes.build(training, folder, options, "train", babble=babble)]
@@ -163,7 +166,7 @@ def corpus(folder: Path, synthetic_voices: int, scenes_per_voice: int = SCENES_P
                               dataclasses.replace(options, scenes_per_speaker=15, seed=2), "dev",
                               babble=dev_babble)]
     if speechocean_scenes:
-        so_options = dataclasses.replace(SPEECHOCEAN_SCENES, noises=noises)
+        so_options = dataclasses.replace(SPEECHOCEAN_SCENES, noises=noises, reverb=reverb)
         parts.append(scenes.build(speechocean_speakers("train"), folder,
                                   dataclasses.replace(so_options, scenes_per_speaker=speechocean_scenes, seed=8),
                                   "train-speechocean", babble=babble))
@@ -198,10 +201,12 @@ def main() -> None:
                         help="training scenes of each speechocean762 training speaker (97 speakers)")
     parser.add_argument("--noises", nargs="+", default=list(scenes.NOISES), choices=scenes.ALL_NOISES,
                         help="noise kinds of the training and dev scenes")
+    parser.add_argument("--reverb", type=float, default=0.0,
+                        help="share of training and dev scenes heard in a simulated room (the `rooms` extra)")
     args = parser.parse_args()
 
     manifests = corpus(ROOT / "work" / "voice-activity", args.synthetic_voices, args.scenes_per_voice,
-                       args.kathleen_scenes, args.speed, args.speechocean_scenes, args.noises)
+                       args.kathleen_scenes, args.speed, args.speechocean_scenes, args.noises, args.reverb)
     settings = DEFAULTS + [f"data.train={manifests['train']}", f"data.dev={manifests['dev']}"] + args.set
     run = runfile.load(None, settings, args.out)
     started = time.perf_counter()

@@ -12,7 +12,9 @@ rest is the background ("silence", maybe noise). Two ways to label a clip:
 Noise is drawn per scene from `noises`: white; brown (integrated white noise, most of its
 energy low, like rumble); babble (4 to 8 other speakers of the corpus talking at once);
 tones (music-like: notes of one to three harmonic voices with plucked decays); hum
-(mains at 50 or 60 Hz with its harmonics). Same options and seed, same files.
+(mains at 50 or 60 Hz with its harmonics). With `reverb`, that share of scenes is heard in
+a simulated room (pyroomacoustics' image sources in a random shoebox) before the noise is
+added. Same options and seed, same files.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class SceneOptions:
     noises: Sequence[str] = NOISES
     min_pause: float | None = None  # seconds; None: trim each clip to one segment (see the module)
     floor_margin_db: float = 10.0  # with min_pause: sound is this far above the clip's floor
+    reverb: float = 0.0  # share of scenes heard in a simulated room (pyroomacoustics: the `rooms` extra)
+    rt60: tuple[float, float] = (0.2, 0.7)  # seconds: the rooms' reverberation times, drawn uniformly
 
     def __post_init__(self):
         unknown = sorted(set(self.noises) - set(ALL_NOISES))
@@ -110,6 +114,25 @@ def _hum(size: int, rng: np.random.Generator) -> np.ndarray:
                for k in range(1, 13))
 
 
+def _room_response(rng: np.random.Generator, rt60_range: tuple[float, float]) -> np.ndarray:
+    """The impulse response from a talker to a microphone in a random shoebox room
+    (3-8 x 3-6 x 2.5-3.5 m) of a random reverberation time, its direct sound at gain 1."""
+    try:
+        import pyroomacoustics
+    except ImportError as error:
+        raise SpeechseqError("reverberant scenes need pyroomacoustics: pip install -e '.[rooms]'") from error
+    size = rng.uniform([3.0, 3.0, 2.5], [8.0, 6.0, 3.5])
+    absorption, max_order = pyroomacoustics.inverse_sabine(float(rng.uniform(*rt60_range)), size)
+    room = pyroomacoustics.ShoeBox(size, fs=audio.SAMPLE_RATE, materials=pyroomacoustics.Material(absorption),
+                                   max_order=min(max_order, 17))  # image sources up to 17th order: the tail beyond is faint
+    margin = 0.5  # metres from any wall
+    room.add_source(rng.uniform(margin, size - margin))
+    room.add_microphone(rng.uniform(margin, size - margin))
+    room.compute_rir()
+    response = np.asarray(room.rir[0][0], np.float64)
+    return response / np.abs(response).max()
+
+
 class _Babble:
     """Babble from a corpus: 4-8 of its other speakers, each reading clips back to back."""
 
@@ -162,6 +185,7 @@ def build(
     out_dir = Path(out_dir)
     rng = np.random.default_rng(options.seed)
     picker = random.Random(options.seed)
+    rooms = np.random.default_rng([options.seed, 1])  # its own stream: the same scenes with or without rooms
     rate = audio.SAMPLE_RATE
     utterances = []
     babble_source = _Babble(clips_by_speaker if babble is None else babble) if "babble" in options.noises else None
@@ -185,6 +209,9 @@ def build(
                 segments.extend(Segment(round((start + first) / rate, 4), round((start + last) / rate, 4), SPEECH)
                                 for first, last in spans)
                 cursor = start + clip.size + int(0.2 * rate)
+            if options.reverb and rooms.random() < options.reverb:
+                # The talker in a room; labels stay those of the dry sound (its tail is not speech).
+                speech = np.convolve(speech, _room_response(rooms, options.rt60))[:length].astype(np.float32)
             snr = options.snrs[int(rng.integers(len(options.snrs)))]
             mixed, kind = speech, "clean"
             if snr is not None:

@@ -142,3 +142,22 @@ def test_the_shipped_voice_activity_model_holds_on_unheard_speakers_in_babble_an
     scored = corpora.read_manifest(scenes.build(talkers, tmp_path, options, babble=by_speaker))
     figures = evaluate.score_tagging(root / "saved_models" / "voice-activity", scored)
     assert figures["per_class_f1"]["speech"] > 0.88, figures
+
+
+def test_reverberant_scenes_ring_on_after_the_speech_and_keep_its_labels(fsdd_dir, tmp_path):
+    clips = scenes.fsdd_speakers(fsdd_dir, ["lucas"], range(5))
+    dry_options = scenes.SceneOptions(seconds=3.0, max_clips=2, scenes_per_speaker=3, snrs=(None,))
+    dry = corpora.read_manifest(scenes.build(clips, tmp_path / "dry", dry_options))
+    wet = corpora.read_manifest(scenes.build(clips, tmp_path / "wet", scenes.SceneOptions(
+        seconds=3.0, max_clips=2, scenes_per_speaker=3, snrs=(None,), reverb=1.0, rt60=(0.5, 0.6))))
+    assert [u.segments for u in dry] == [u.segments for u in wet]  # the same scenes, labelled by the dry sound
+    for plain, room in zip(dry, wet):
+        plain_samples, room_samples = audio.load(plain.audio), audio.load(room.audio)
+        for segment in room.segments:
+            end = int(segment.end * RATE)
+            tail = slice(end + int(0.03 * RATE), end + int(0.1 * RATE))  # past the last 25 ms frame of the word
+            speech = np.sqrt(np.mean(room_samples[int(segment.start * RATE): end] ** 2))
+            if tail.stop > room_samples.size or np.abs(plain_samples[tail]).max() > 0:
+                continue  # another clip starts there, or the scene ends
+            # An RT60 of half a second: 30-100 ms after the word the room still rings (dry: digital silence).
+            assert np.sqrt(np.mean(room_samples[tail] ** 2)) > 10 ** (-35 / 20) * speech, (room.audio, segment)
