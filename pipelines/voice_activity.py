@@ -17,7 +17,7 @@ kinds of the training scenes (white and brown by default; babble, tones and hum 
 The test scenes use speakers never trained on: FSDD's lucas and yweweler (white or brown
 noise, once at mixed SNRs and once all at 10 dB), and the 16 held-out speechocean762
 speakers of pipelines/speechocean762_split.json, at 0, 5, 10 and 20 dB and clean, in every
-noise kind (babble from the other held-out speakers); the 12 dev speakers join the dev scenes
+noise kind (babble from the other held-out speakers), and the 10 dB scenes heard in simulated rooms; the 12 dev speakers join the dev scenes
 when their training speakers are in. Trains a per-frame model (re-running resumes),
 exports it to saved_models/voice-activity (with --export) with its smoothing tuned on
 the dev scenes (`speechseq.tuning`), and reports frame accuracy, speech F1 and segment
@@ -120,6 +120,12 @@ def speechocean_tests(folder: Path) -> dict[str, Path]:
             options = dataclasses.replace(SPEECHOCEAN_SCENES, scenes_per_speaker=8, snrs=(snr,),
                                           noises=scenes.ALL_NOISES, seed=20 + index)
             scenes.build(held_out, folder, options, name)
+    # The 10 dB scenes again, each heard in a simulated room (the `rooms` extra; same seed, same scenes).
+    sets["speechocean_10db_rooms"] = folder / "speechocean_10db_rooms.jsonl"
+    if not sets["speechocean_10db_rooms"].exists():
+        options = dataclasses.replace(SPEECHOCEAN_SCENES, scenes_per_speaker=8, snrs=(10.0,), noises=scenes.ALL_NOISES,
+                                      reverb=1.0, seed=20 + TEST_SNRS.index(10.0))
+        scenes.build(held_out, folder, options, "speechocean_10db_rooms")
     return sets
 
 
