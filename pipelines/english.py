@@ -24,6 +24,12 @@ Training data, all read English:
   synthetic speech to 3.3 h of real; one reading each is 1.35 h, under a third of the training audio.
 - `--speed 0.9 1.1` (off by default) adds speed-perturbed copies of the real training
   utterances (`derived.speed_perturbed`).
+- `--tight 0.3` (off by default) puts in place of that share of the real training
+  utterances (chosen at random, seed 0) copies cut to their sound with 0-50 ms kept each
+  side (`derived.cut_to_sound`): every speechocean762 and Kathleen take starts with silence,
+  and a model that never heard speech at the first sample misreads clips cut tight (FSDD's).
+- `--set train.init_from=saved_models/english-read/3` starts from a trained model's weights
+  (an export, a run or a .keras file, as `speechseq finetune`) instead of from scratch.
 
 Vocabulary: the default one (space, a-z, apostrophe; digits as words). The speechocean
 prompts are lowercase letters, spaces and apostrophes only: `speechseq audit` passes all
@@ -47,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import re
 import time
 from pathlib import Path
@@ -174,7 +181,14 @@ def synthetic(prompts: list[str], count: int) -> list[corpora.Utterance]:
     return utterances
 
 
-def build(synthetic_voices: int, speed: list[float]) -> dict:
+def cut_tight(utterances: list[corpora.Utterance], share: float) -> list[corpora.Utterance]:
+    """`utterances` with a random `share` of them replaced by copies cut to their sound."""
+    chosen = set(random.Random(0).sample(range(len(utterances)), round(share * len(utterances))))
+    copies = iter(derived.cut_to_sound([utterances[i] for i in sorted(chosen)], WORK / "tight"))
+    return [next(copies) if i in chosen else u for i, u in enumerate(utterances)]
+
+
+def build(synthetic_voices: int, speed: list[float], tight: float = 0.0) -> dict:
     """Sources' splits, the training and dev manifests, the test sets."""
     sources = {
         "speechocean762": split_by_speaker(corpora.read_manifest(SPEECHOCEAN)),
@@ -182,7 +196,7 @@ def build(synthetic_voices: int, speed: list[float]) -> dict:
         "fsdd": fsdd_splits(),
     }
     real = [u for splits in sources.values() for u in splits["train"]]
-    training = list(real)
+    training = cut_tight(real, tight) if tight else list(real)
     extra: dict[str, list[corpora.Utterance]] = {}
     if speed:
         extra["speed copies"] = derived.speed_perturbed(real, speed, WORK / "speed")
@@ -191,7 +205,8 @@ def build(synthetic_voices: int, speed: list[float]) -> dict:
         prompts = sorted({u.text for name in ("speechocean762", "kathleen") for u in sources[name]["train"]})
         extra[f"eSpeak ({synthetic_voices} voices)"] = synthetic(prompts, synthetic_voices)
         training += extra[f"eSpeak ({synthetic_voices} voices)"]
-    suffix = "".join(f"-sp{f:g}" for f in speed) + (f"-espeak{synthetic_voices}" if synthetic_voices else "")
+    suffix = ("".join(f"-sp{f:g}" for f in speed) + (f"-tight{tight:g}" if tight else "")
+              + (f"-espeak{synthetic_voices}" if synthetic_voices else ""))
     tests = {
         "speechocean762 held-out speakers": sources["speechocean762"]["test"],
         "kathleen held-out prompts": sources["kathleen"]["test"],
@@ -280,6 +295,8 @@ def main(argv: list[str] | None = None) -> dict | None:
                         help="eSpeak NG voices reading the training prompts (each prompt once); 0 = none")
     parser.add_argument("--speed", type=float, nargs="+", default=[],
                         help="speed perturbation of the real training audio, e.g. 0.9 1.1")
+    parser.add_argument("--tight", type=float, default=0.0,
+                        help="share of the real training utterances replaced by copies cut to their sound, e.g. 0.3")
     parser.add_argument("--prepare-only", action="store_true", help="build the manifests, print the split, exit")
     parser.add_argument("--score-only", action="store_true",
                         help="score the run's best model as it stands (a run stopped early), without training")
@@ -289,12 +306,14 @@ def main(argv: list[str] | None = None) -> dict | None:
     if speakers_by_rule(groups) != (TEST_SPEAKERS, DEV_SPEAKERS):
         print("note: the speechocean762 manifest no longer gives TEST/DEV_SPEAKERS by their rule; "
               "the listed speakers are held out as written")
-    corpus = build(args.synthetic_voices, args.speed)
+    if not 0 <= args.tight <= 1:
+        parser.error(f"--tight is a share in [0, 1], got {args.tight}")
+    corpus = build(args.synthetic_voices, args.speed, args.tight)
     print(describe(corpus, groups), flush=True)
     if args.prepare_only:
         return None
 
-    from speechseq import runfile, train
+    from speechseq import finetune, runfile, train
 
     settings = DEFAULTS + [f"data.train={corpus['train']}", f"data.dev={corpus['dev']}"] + args.set
     run = runfile.load(None, settings, args.out)
@@ -306,7 +325,8 @@ def main(argv: list[str] | None = None) -> dict | None:
               "minus --score-only", flush=True)
     else:
         print(f"training in {args.out}; if it is interrupted, the same command resumes it", flush=True)
-        train.fit(run)
+        # From a trained model's weights when init_from names one (finetune's starting model).
+        train.fit(run, build_model=finetune.starting_model if run.train.init_from else None)
     minutes = (time.perf_counter() - started) / 60
     timing = {"scored_without_training": True} if args.score_only else {"training_minutes_this_session": round(minutes, 1)}
     results = timing | score(args.out, corpus, groups)

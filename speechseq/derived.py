@@ -1,5 +1,6 @@
 """Corpora made from other corpora: connected digit strings joined from FSDD's single-digit
-clips, and speed-perturbed copies of any utterances. Both write audio and return manifest entries."""
+clips, speed-perturbed copies of any utterances, and copies cut tight to their sound. Each
+writes audio and returns manifest entries."""
 
 from __future__ import annotations
 
@@ -99,10 +100,7 @@ def speed_perturbed(utterances: Sequence[Utterance], factors: Sequence[float], o
             raise CorpusError(f"speed factor {factor} is outside 0.5-2.0")
         folder = out_dir / f"sp{factor:g}"
         for utterance in utterances:
-            # Named by the source's path: clips in different folders may share a stem,
-            # and another call (another manifest's order) must not reuse other audio.
-            key = hashlib.sha1(str(utterance.audio).encode("utf-8")).hexdigest()[:12]
-            target = folder / f"{utterance.audio.stem}_{key}.wav"
+            target = _copy_path(utterance, folder)
             if not target.exists():
                 waveform = audio.load(utterance.audio, sample_rate)
                 # Read as if recorded at factor x the rate, then resampled back: factor x as fast.
@@ -115,6 +113,47 @@ def speed_perturbed(utterances: Sequence[Utterance], factors: Sequence[float], o
                 duration=None if utterance.duration is None else utterance.duration / factor,
                 segments=tuple(Segment(s.start / factor, s.end / factor, s.label) for s in utterance.segments),
             ))
+    return copies
+
+
+def _copy_path(utterance: Utterance, folder: Path) -> Path:
+    # Named by the source's path: clips in different folders may share a stem, and another
+    # call (another manifest's order) must not reuse other audio.
+    key = hashlib.sha1(str(utterance.audio).encode("utf-8")).hexdigest()[:12]
+    return folder / f"{utterance.audio.stem}_{key}.wav"
+
+
+def cut_to_sound(utterances: Sequence[Utterance], out_dir: str | os.PathLike, max_margin: float = 0.05,
+                 top_db: float = 35.0, floor_margin_db: float = 10.0,
+                 sample_rate: int = audio.SAMPLE_RATE) -> list[Utterance]:
+    """Copies of `utterances` cut to their sound, as 16-bit WAVs under `out_dir`: from the first
+    to the last run of sound (`audio.sound_runs`), keeping a margin drawn from 0-`max_margin`
+    seconds on each side (fixed per source file, so a rebuild writes the same copies).
+
+    Why: corpora whose every utterance starts with some silence teach a model that speech
+    never starts at the first sample, and it then misreads clips cut tight to the word (FSDD's).
+    Segments move with the cut and are clipped to it. Files that exist already are kept.
+    """
+    folder = Path(out_dir)
+    copies = []
+    for utterance in utterances:
+        target = _copy_path(utterance, folder)
+        key = int(hashlib.sha1(str(utterance.audio).encode("utf-8")).hexdigest()[:12], 16)
+        lead, tail = np.random.default_rng(key).uniform(0.0, max_margin, size=2)
+        waveform = audio.load(utterance.audio, sample_rate)
+        runs = audio.sound_runs(waveform, sample_rate, top_db, floor_margin_db, min_pause=float("inf"))
+        if not runs:  # silence: nothing to cut to
+            start, end = 0, len(waveform)
+        else:
+            start = max(0, runs[0][0] - round(lead * sample_rate))
+            end = min(len(waveform), runs[-1][1] + round(tail * sample_rate))
+        if not target.exists():
+            with atomic_path(target) as temporary:
+                soundfile.write(temporary, waveform[start:end], sample_rate, subtype="PCM_16", format="WAV")
+        offset, length = start / sample_rate, (end - start) / sample_rate
+        segments = tuple(Segment(max(0.0, s.start - offset), min(length, s.end - offset), s.label)
+                         for s in utterance.segments if s.end > offset and s.start < offset + length)
+        copies.append(dataclasses.replace(utterance, audio=target.absolute(), duration=length, segments=segments))
     return copies
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from conftest import ROOT, fsdd_clip, kathleen_clip, write_wav
+from conftest import DATA, ROOT, fsdd_clip, kathleen_clip, write_wav
 from speechseq import audio, cli, corpora, derived
 from speechseq.corpora import CorpusError, Segment, Utterance
 from speechseq.derived import DigitSequenceOptions
@@ -270,3 +270,33 @@ def test_speed_perturbed_copies_scale_time_and_pitch_and_keep_the_words(tmp_path
     assert corpora.audit(copies, Vocabulary(digits_as_words=True)).ok
     shipped = Transcriber(ROOT / "saved_models" / "digits")
     assert [result.text for result in shipped.transcribe_files([c.audio for c in copies])] == ["seven", "seven"]
+
+
+def test_copies_cut_to_sound_drop_the_silence_around_speech_and_keep_all_of_it(tmp_path):
+    # A word with 0.4 s of faint room noise before and after: the copy keeps the word whole
+    # (its energy) and at most 50 ms of the noise on each side (beside a 25 ms frame's reach);
+    # its segment moves with the cut.
+    word = audio.load(fsdd_clip(3, "jackson", 1))
+    start, end = audio.sound_span(word, audio.SAMPLE_RATE, 35.0)
+    noise = np.random.default_rng(0).standard_normal(6400).astype(np.float32) * 1e-4
+    padded = np.concatenate([noise, word[start:end], noise])
+    clip = write_wav(tmp_path / "padded.wav", padded, audio.SAMPLE_RATE)
+    sound = (end - start) / audio.SAMPLE_RATE
+    original = Utterance(clip, "three", "jackson", len(padded) / audio.SAMPLE_RATE, (Segment(0.4, 0.4 + sound, "three"),))
+    # A real recording with half a second of its room before the speech and after it.
+    spoken = DATA / "speechocean762" / "audio" / "0001" / "000010011.ogg"
+    sentence = Utterance(spoken, "we call it bear", "so762-0001", audio.info(spoken).duration)
+
+    copies = derived.cut_to_sound([original, sentence], tmp_path / "tight")
+    assert derived.cut_to_sound([original, sentence], tmp_path / "tight") == copies  # the same cut every time
+    cut = audio.load(copies[0].audio)
+    assert sound <= copies[0].duration <= sound + 0.15
+    assert copies[0].duration == pytest.approx(audio.info(copies[0].audio).duration, abs=1e-3)
+    assert float(np.sum(cut ** 2)) >= 0.99 * float(np.sum(word[start:end] ** 2))
+    assert copies[0].segments[0].start <= 0.075 and copies[0].segments[0].end >= copies[0].duration - 0.075
+    # A real recording: its silence goes, its speech stays.
+    before = audio.load(spoken)
+    after = audio.load(copies[1].audio)
+    assert copies[1].duration < sentence.duration - 0.8
+    assert float(np.sum(after ** 2)) >= 0.98 * float(np.sum(before ** 2))
+    assert copies[1].text == sentence.text and copies[1].speaker == "so762-0001"

@@ -57,3 +57,14 @@ def test_kathleen_split_keeps_each_prompt_on_one_side(english, kathleen_dir):
     sides = {name: {english.prompt_of(u) for u in items} for name, items in splits.items()}
     assert not sides["test"] & sides["train"] and not sides["dev"] & sides["train"]
     assert not sides["test"] & sides["dev"] and len(sides["test"]) >= 80
+
+
+def test_tight_copies_replace_the_share_asked_for_in_place(english, tmp_path, monkeypatch):
+    monkeypatch.setattr(english, "WORK", tmp_path)
+    takes = corpora.read_manifest(SPEECHOCEAN)[:10]
+    mixed = english.cut_tight(takes, 0.3)
+    replaced = [i for i, (old, new) in enumerate(zip(takes, mixed)) if old.audio != new.audio]
+    assert len(mixed) == 10 and len(replaced) == 3
+    assert all(mixed[i].audio.parent == tmp_path / "tight" and mixed[i].duration < takes[i].duration for i in replaced)
+    assert [u.text for u in mixed] == [u.text for u in takes]  # same utterances, same order
+    assert english.cut_tight(takes, 0.3) == mixed  # the same share every build
