@@ -13,7 +13,10 @@ else that list with default weights), so both systems choose among the same word
 Sets (pipelines/digit_sets.py): FSDD connected digits of lucas and the all-digit
 prompts of the held-out speechocean762 test speakers (no system trained on either), the
 test takes of the four FSDD speakers the digits models trained on (`--utterances` caps
-each set), and one 10-minute file (`--long-minutes`) of lucas's utterances joined with
+each set), lucas's single-digit clips as FSDD cuts them, tight to the word, and the same
+clips with 0.25 s of digital silence before and after (`--isolated` clips, every take of
+each digit in turn: a model that never heard speech start at the first sample misreads
+the tight ones), and one 10-minute file (`--long-minutes`) of lucas's utterances joined with
 0.5 s pauses (PocketSphinx cuts it at pauses with its own `Segmenter` first).
 WER and CER (jiwer) and real-time factor (decoding only: each system is loaded first;
 one process, 2 cores for speechseq's TensorFlow, one thread for PocketSphinx). Results
@@ -113,6 +116,7 @@ def main() -> None:
     parser.add_argument("--model", action="append", help="export to compare (repeatable; default saved_models/digits)")
     parser.add_argument("--long-minutes", type=float, default=10.0, help="length of the long file (0: none)")
     parser.add_argument("--utterances", type=int, help="at most this many utterances per short set (default: all)")
+    parser.add_argument("--isolated", type=int, default=100, help="lucas's single-digit clips scored alone (0: none)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="markdown file the section is appended to")
     args = parser.parse_args()
     models = args.model or [str(ROOT / "saved_models" / "digits")]
@@ -130,6 +134,14 @@ def main() -> None:
         "speechocean762 test speakers' digit prompts (new to all)": loaded(speechocean),
         "test takes of the digits models' FSDD training speakers": loaded(known),
     }
+    if args.isolated:
+        clips = sorted((c for c in corpora.fsdd_clips(digit_sets.FSDD) if c.speaker == digit_sets.FSDD_HELD_OUT),
+                       key=lambda c: (c.take, c.digit))[: args.isolated]
+        tight = [audio.load(c.path) for c in clips]
+        silence = np.zeros(audio.SAMPLE_RATE // 4, np.float32)
+        sets["lucas's single-digit clips, cut tight (as FSDD ships them)"] = (tight, [c.word for c in clips])
+        sets["the same clips with 0.25 s of silence each side"] = (
+            [np.concatenate([silence, w, silence]) for w in tight], [c.word for c in clips])
     if args.long_minutes:
         pause = np.zeros(audio.SAMPLE_RATE // 2, np.float32)
         long_pieces, long_text, seconds = [], [], 0.0
@@ -154,7 +166,7 @@ def main() -> None:
             print(f"{set_name:<58} {system:<70} WER {row['wer']:.2%} CER {row['cer']:.2%} RTF {row['rtf']:.4f}")
 
     command = (".venv/bin/python benchmarks/peers.py" + "".join(f" --model {m}" for m in args.model or [])
-               + f" --long-minutes {args.long_minutes:g}" + (f" --utterances {args.utterances}" if args.utterances else ""))
+               + f" --long-minutes {args.long_minutes:g} --isolated {args.isolated}" + (f" --utterances {args.utterances}" if args.utterances else ""))
     append_section(args.results, "Peers: speechseq vs PocketSphinx on digits",
                    [f"Command: `{command}`", f"Machine: {machine()}",
                     "RTF: decoding time / audio time, models loaded beforehand."], TABLE, table_rows(rows))

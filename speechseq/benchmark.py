@@ -28,7 +28,7 @@ QUICK = {
     "features": ["--long-minutes", "1", "--long-files", "1", "--short-files", "500"],
     "train": ["--utterances", "96", "--repeats", "2"],
     "transcribe": ["--minutes", "1", "--short-files", "40"],
-    "peers": ["--long-minutes", "1", "--utterances", "40"],
+    "peers": ["--long-minutes", "1", "--utterances", "40", "--isolated", "20"],
     "peers_english": ["--utterances", "10"],
     "vad_peers": ["--scenes", "4"],
 }
