@@ -48,6 +48,15 @@ def cmd_export(args) -> int:
     checked: dict = {}
 
     def finish(staging: Path) -> None:
+        # Decoding first: a word list goes into the graph, which the warmup records and
+        # the verification then run.
+        if (args.grammar or args.lm_from) and trained.task != "ctc":
+            raise SpeechseqError("--grammar and --lm-from are for transcription models; this one tags frames")
+        if args.grammar:
+            _ship_grammar(args, trained, staging, checked)
+            export.save_graph(trained, staging)
+        if args.lm_from:
+            _ship_language_model(args, trained, staging, checked)
         files = [str(p) for p in audio.find_audio(*args.samples)] if args.samples else _sample_files(trained)
         wavs = [p for p in files if p.lower().endswith(".wav")][:4]
         examples = _warmup_examples(trained, files[:1], wavs[:1])
@@ -62,12 +71,6 @@ def cmd_export(args) -> int:
             if not result.ok:
                 raise export.ExportError(f"the export fails verification, nothing was published: {result.problems()}")
             checked["signatures"] = serving.describe(staging)
-        if (args.grammar or args.lm_from) and trained.task != "ctc":
-            raise SpeechseqError("--grammar and --lm-from are for transcription models; this one tags frames")
-        if args.grammar:
-            _ship_grammar(args, trained, staging, checked)
-        if args.lm_from:
-            _ship_language_model(args, trained, staging, checked)
         if args.tune_smoothing:
             if trained.task != "frames":
                 raise SpeechseqError("--tune-smoothing is for frame tagging models; this one transcribes")

@@ -2,7 +2,8 @@
 
 Raw audio in, text (or frame tags) out: the feature layer, the Keras model and the
 greedy CTC decoder all live in the graph (the serving modules of `serving`), built
-from core TensorFlow ops only. Opening an export for inference is `published`'s. A
+from core TensorFlow ops only; an export that ships a word list searches it in the
+graph too (`grammar_graph`). Opening an export for inference is `published`'s. A
 version is written to `saved_models/NAME/.N.partial-*` and renamed to
 `saved_models/NAME/N` in one step once complete, so TF Serving (which watches for
 numeric folder names) never sees half of one.
@@ -13,6 +14,7 @@ Layout of a version folder:
     assets/features.json               how audio becomes frames
     assets/model_card.json             sample rate, architecture, data, metrics, license
     assets/run.json                    the training settings
+    assets/grammar.txt, grammar.json   a word list and its weights, if it ships one
     assets.extra/model.keras           the Keras model, for fine-tuning
     assets.extra/tf_serving_warmup_requests, rest_request.json (see `serving`)
 """
@@ -156,9 +158,8 @@ def write_version(
         raise ExportError(f"{target} exists: a published version is never overwritten (choose --version)")
     staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{version}.partial-"))
     try:
-        module = serving_module(trained)
-        tf.saved_model.save(module, str(staging), signatures=module.signatures())
         _write_assets(trained, staging, name=root.name, version=version, card=card)
+        save_graph(trained, staging)
         if finish is not None:
             finish(staging)
         _sync_tree(staging)
@@ -171,6 +172,19 @@ def write_version(
             raise ExportError(f"cannot write {target}: {reason}; nothing was published") from None
         raise
     return target
+
+
+def save_graph(trained: Trained, folder: str | os.PathLike) -> None:
+    """Write the SavedModel of `trained` into `folder` (its assets stay as they are). If the
+    folder ships a word list (`grammar.ship`), the graph searches it too: TF Serving's
+    transcript is then the list's words, as `speechseq transcribe` decodes by default."""
+    from speechseq import grammar
+    from speechseq.grammar_graph import GraphGrammar
+
+    shipped = grammar.shipped(folder) if trained.task == "ctc" else None
+    words = GraphGrammar(grammar.GrammarDecoder(trained.classes, *shipped)) if shipped else None
+    module = serving_module(trained, words)
+    tf.saved_model.save(module, str(folder), signatures=module.signatures())
 
 
 def _write_assets(trained: Trained, folder: Path, name: str, version: int, card: dict | None) -> None:

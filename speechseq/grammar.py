@@ -125,6 +125,30 @@ def shipped(version_folder: str | os.PathLike) -> tuple[Grammar, GrammarOptions]
 _FAN_IN = 6  # most predecessors a node has (self, token before, its blank, space, its blank, ...)
 
 
+@dataclasses.dataclass(frozen=True)
+class SearchTables:
+    """The search of a `GrammarDecoder` as arrays, for running it elsewhere (the graph of an
+    export: `grammar_graph`). Scores live in one vector laid out as in `GrammarDecoder`."""
+
+    symbols: np.ndarray  # [emitting] label id each emitting node reads
+    word_of: np.ndarray  # [emitting] index into `word_texts` of each letter node, -1 elsewhere
+    word_starts: np.ndarray  # [emitting] bool: the first letter of a word
+    word_texts: tuple[str, ...]
+    start_weights: np.ndarray  # [emitting] added at frame 0: where a path may begin, -inf elsewhere
+    junction_sources: np.ndarray  # [junctions, width] nodes each junction takes the best of
+    table: np.ndarray  # [emitting, fan-in] each node's predecessors (junctions and the -inf slot too)
+    weights: np.ndarray  # [emitting, fan-in] what each step costs
+    finals: np.ndarray  # nodes a path may end on
+
+    @property
+    def junction(self) -> int:
+        return self.symbols.size  # the first junction's slot
+
+    @property
+    def slots(self) -> int:
+        return self.symbols.size + len(self.junction_sources) + 1
+
+
 class GrammarDecoder:
     """Viterbi decoding of CTC log-probabilities over a `Grammar`'s phrase loop."""
 
@@ -224,6 +248,18 @@ class GrammarDecoder:
             if word >= 0:
                 first_node_of_word.setdefault(word, node)
         self._word_starts = frozenset(first_node_of_word.values())
+
+    def search_tables(self) -> SearchTables:
+        emitting = self._symbols.size
+        start = np.full(emitting, -np.inf, np.float32)
+        start[self._initial] = start[self._n - 1] = 0.0  # the initial blank, the gap's space
+        start[self._first_chars] = self._first_weights
+        word_of = np.full(emitting, -1, np.int64)
+        word_of[: self._n] = self._word_of
+        word_starts = np.zeros(emitting, bool)
+        word_starts[sorted(self._word_starts)] = True
+        return SearchTables(self._symbols, word_of, word_starts, tuple(self._word_texts), start,
+                            self._junction_sources, self._table, self._weights, self._finals)
 
     def words(self, log_probs: np.ndarray, seconds_per_frame: float) -> list[Word]:
         """The best phrase sequence for `log_probs` [frames, classes] (true frames only)."""

@@ -17,7 +17,7 @@ import json
 import os
 from pathlib import Path
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import keras
 import numpy as np
@@ -29,6 +29,9 @@ from speechseq import decoding, models
 from speechseq.errors import SpeechseqError
 from speechseq.features import FeatureConfig, feature_layer
 from speechseq.text import BLANK_ID, TagSet, Vocabulary
+
+if TYPE_CHECKING:
+    from speechseq.grammar_graph import GraphGrammar
 
 WARMUP_FILE = "tf_serving_warmup_requests"  # in assets.extra: TF Serving replays it at load
 REST_PORT = 8501  # TF Serving's default REST port
@@ -310,10 +313,17 @@ class _ServingModule(tf.Module):
 
 
 class CTCServing(_ServingModule):
-    """Signatures of a transcription model: audio or WAV bytes -> text with token times."""
+    """Signatures of a transcription model: audio or WAV bytes -> text with token times.
 
-    def __init__(self, trained: Servable):
+    With `words` (the search of the word list the export ships), `transcript` holds the
+    list's words, found in the graph as `speechseq transcribe` finds them, with `words`,
+    `word_start`, `word_end`, `word_confidence` and `word_count` beside it; the token
+    outputs stay the model's own greedy characters.
+    """
+
+    def __init__(self, trained: Servable, words: "GraphGrammar | None" = None):
         super().__init__(trained, name="speechseq_ctc")
+        self._words = words
         config = trained.features
         self._sample_rate = config.sample_rate
         self._subsampling = trained.subsampling
@@ -357,7 +367,7 @@ class CTCServing(_ServingModule):
         seconds = self._seconds_per_output
         count = tf.cast(alignment.ids.row_lengths(), tf.int32)
         confidence = tf.reduce_sum(alignment.confidence, axis=1) / tf.maximum(tf.cast(count, tf.float32), 1.0)
-        return {
+        results = {
             "transcript": tf.strings.strip(tf.strings.reduce_join(tokens, axis=1)),
             "confidence": confidence,
             "tokens": tokens.to_tensor(default_value=""),
@@ -366,6 +376,20 @@ class CTCServing(_ServingModule):
             "token_confidence": alignment.confidence.to_tensor(default_value=0.0),
             "token_count": count,
         }
+        if self._words is not None:
+            words = self._words(outputs["log_probs"], outputs["output_lengths"], seconds)
+            word_count = tf.cast(words["words"].row_lengths(), tf.int32)
+            results |= {
+                "transcript": tf.strings.reduce_join(words["words"], axis=1, separator=" "),
+                "confidence": tf.reduce_sum(words["word_confidence"], axis=1)
+                / tf.maximum(tf.cast(word_count, tf.float32), 1.0),
+                "words": words["words"].to_tensor(default_value=""),
+                "word_start": words["word_start"].to_tensor(default_value=-1.0),
+                "word_end": words["word_end"].to_tensor(default_value=-1.0),
+                "word_confidence": words["word_confidence"].to_tensor(default_value=0.0),
+                "word_count": word_count,
+            }
+        return results
 
     def _transcribe_wav(self, wav):
         return self.transcribe(*decode_wavs(wav, self._sample_rate))
@@ -401,5 +425,6 @@ class TaggingServing(_ServingModule):
         return self.tag(*decode_wavs(wav, self._sample_rate))  # one traced model for both signatures
 
 
-def serving_module(trained: Servable) -> CTCServing | TaggingServing:
-    return TaggingServing(trained) if trained.task == "frames" else CTCServing(trained)
+def serving_module(trained: Servable, words: "GraphGrammar | None" = None) -> CTCServing | TaggingServing:
+    """The module to export; `words`: a transcription model's word list, searched in the graph."""
+    return TaggingServing(trained) if trained.task == "frames" else CTCServing(trained, words)

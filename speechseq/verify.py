@@ -165,8 +165,9 @@ def _first_line(error: Exception) -> str:
     return " ".join(text.split())[:300]
 
 
-def keras_outputs(trained, files: Sequence[str]) -> list[dict]:
-    """The same as `export_outputs`, computed with the Keras model in this process."""
+def keras_outputs(trained, files: Sequence[str], words=None) -> list[dict]:
+    """The same as `export_outputs`, computed with the Keras model in this process; `words`
+    (a `grammar.GrammarDecoder`): the word list the export ships, searched on the host."""
     from speechseq import audio, decoding, models
     from speechseq.features import feature_layer
 
@@ -179,7 +180,11 @@ def keras_outputs(trained, files: Sequence[str]) -> list[dict]:
         scores = np.asarray(predict(models.model_inputs(features, lengths)))
         if trained.task == "ctc":
             length = int(models.output_lengths(int(lengths[0]), trained.subsampling))
-            labels = decoding.ctc_greedy_texts(scores, [length], trained.classes)[0].strip()
+            if words is None:
+                labels = decoding.ctc_greedy_texts(scores, [length], trained.classes)[0].strip()
+            else:
+                seconds = trained.subsampling * trained.features.hop_length / trained.features.sample_rate
+                labels = " ".join(word.text for word in words.words(scores[0, :length], seconds))
         else:
             length = int(lengths[0])
             labels = decoding.frame_tags(scores, [length])[0].tolist()
@@ -188,7 +193,11 @@ def keras_outputs(trained, files: Sequence[str]) -> list[dict]:
 
 
 def verify(version_dir: str | os.PathLike, trained, files: Sequence[str]) -> Verification:
-    """Compare the export (loaded in a fresh process) with `trained` on `files`."""
+    """Compare the export (loaded in a fresh process) with `trained` on `files` (decoded
+    with the word list the export ships, if any: the graph's search against the host's)."""
+    from speechseq import grammar
+
+    shipped = grammar.shipped(version_dir) if trained.task == "ctc" else None
     done = subprocess.run(
         [sys.executable, "-m", "speechseq.verify", str(version_dir), *map(str, files)],
         capture_output=True, text=True, check=False,
@@ -199,7 +208,7 @@ def verify(version_dir: str | os.PathLike, trained, files: Sequence[str]) -> Ver
         raise ExportError(f"the export at {version_dir} failed to run in a fresh process:\n{done.stderr[-3000:]}")
     printed = json.loads(done.stdout.strip().splitlines()[-1])
     exported, session = printed["files"], printed["session"]
-    expected = keras_outputs(trained, files)
+    expected = keras_outputs(trained, files, grammar.GrammarDecoder(trained.classes, *shipped) if shipped else None)
     difference, mismatches = 0.0, []
     for ours, theirs in zip(expected, exported):
         scores = np.asarray(theirs["scores"], np.float32)

@@ -183,6 +183,40 @@ def test_an_export_ships_a_tuned_grammar_and_transcribes_with_it_by_default(luca
     assert capsys.readouterr().out.strip() == Transcriber(DIGITS_MODEL, GREEDY).transcribe(misheard).text
 
 
+def test_tf_serving_gets_the_shipped_grammar_s_words_from_the_graph_as_transcribe_finds_them(lucas, tmp_path, capsys):
+    # An export that ships a word list searches it in its graph: run as TF Serving runs it
+    # (a TF1 session), serving_default's words and times are those of the host's search
+    # on the same log-probs, and nothing else; the token outputs stay the greedy characters.
+    from speechseq import serving
+
+    out = tmp_path / "digits"
+    assert cli.main(["export", str(DIGITS_MODEL), "--out", str(out), "--verify",
+                     "--samples", str(ROOT / "samples")]) == 0
+    assert "verified in a fresh process" in capsys.readouterr().out
+    waveforms = [audio.load(u.audio) for u in lucas[:6]] + [np.zeros(8000, np.float32)]
+    padded, lengths = audio.pad_batch(waveforms)
+    transcriber = Transcriber(out / "1")
+    log_probs, frames = transcriber.log_probs(padded, lengths)
+    host = GrammarDecoder(transcriber.vocabulary, *grammar.shipped(out / "1"))
+    greedy = Transcriber(out / "1", GREEDY).transcribe_arrays(waveforms)
+    with serving.SessionModel(out / "1") as session:
+        served = session.run("serving_default", {"audio": padded, "audio_length": lengths.astype(np.int32)})
+    for row, expected_greedy in enumerate(greedy):
+        expected = host.words(log_probs[row, : frames[row]], transcriber.seconds_per_frame)
+        count = int(served["word_count"][row])
+        assert [w.decode() for w in served["words"][row, :count]] == [w.text for w in expected]
+        assert served["transcript"][row].decode() == " ".join(w.text for w in expected)
+        assert np.allclose(served["word_start"][row, :count], [w.start for w in expected], atol=1e-5)
+        assert np.allclose(served["word_end"][row, :count], [w.end for w in expected], atol=1e-5)
+        assert np.allclose(served["word_confidence"][row, :count], [w.confidence for w in expected], atol=1e-4)
+        tokens = "".join(t.decode() for t in served["tokens"][row, : served["token_count"][row]])
+        assert " ".join(tokens.split()) == expected_greedy.text
+    texts = [t.decode() for t in served["transcript"]]
+    assert texts[-1] == "" and all(texts[:-1])  # the silent row says nothing
+    assert set(" ".join(texts).split()) <= set(DIGIT_WORDS) | {"oh"}
+    assert metrics.word_error_rate([u.text for u in lucas[:6]], texts[:-1]) < 0.5
+
+
 def test_bad_word_lists_are_refused_in_plain_words(tmp_path, capsys):
     empty = tmp_path / "empty.txt"
     empty.write_text("# nothing but a comment\n\n")
