@@ -177,7 +177,7 @@ class Transcriber:
         return outputs["log_probs"].numpy(), outputs["output_lengths"].numpy()
 
     def _result(self, item: windowing.Pending) -> Transcript:
-        words = tuple(sorted(item.parts, key=lambda w: w.start))
+        words = tuple(without_seam_doubles(sorted(item.parts, key=lambda w: w.start)))
         return Transcript(
             text=" ".join(w.text for w in words),
             words=words,
@@ -187,3 +187,20 @@ class Transcriber:
             version=self.published.version,
         )
 
+
+def without_seam_doubles(words: list[Word]) -> list[Word]:
+    """`words` (in time order) without the doubles a window seam can leave: a word heard by
+    both windows, its middle placed on each one's own side of the seam. Of two words that
+    overlap by half the shorter one or more, the surer stays; a smaller overlap is trimmed."""
+    kept: list[Word] = []
+    for word in words:
+        if kept and word.start < kept[-1].end:
+            previous = kept[-1]
+            overlap = min(previous.end, word.end) - word.start
+            if overlap >= 0.5 * min(previous.end - previous.start, word.end - word.start):
+                if word.confidence > previous.confidence:
+                    kept[-1] = word
+                continue
+            kept[-1] = dataclasses.replace(previous, end=word.start)
+        kept.append(word)
+    return kept

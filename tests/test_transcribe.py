@@ -310,3 +310,18 @@ def test_transcribing_and_tagging_import_no_exporting_or_training_code():
     assert "'speechseq.published'" in loaded
     for module in ("export", "serving", "train", "models", "finetune", "verify"):
         assert f"'speechseq.{module}'" not in loaded, (module, loaded)
+
+
+def test_a_word_heard_by_both_windows_of_a_seam_is_kept_once():
+    # As found on a 10-minute file with digits/5: both windows heard "three" from 417.84 s,
+    # ending it 0.3 s apart, so each placed its middle on its own side of the seam.
+    from speechseq.decoding import Word
+    from speechseq.transcribe import without_seam_doubles
+
+    first, double = Word("three", 417.84, 418.14, 0.86), Word("three", 417.84, 418.44, 0.60)
+    touching = Word("two", 418.10, 418.60, 0.9)
+    assert without_seam_doubles([first, double]) == [first]
+    assert without_seam_doubles([double, first]) == [first]
+    trimmed = without_seam_doubles([double, Word("two", 418.40, 418.90, 0.9)])
+    assert [(w.text, w.end) for w in trimmed] == [("three", 418.40), ("two", 418.90)]
+    assert without_seam_doubles([Word("one", 1.0, 1.2, 0.5), touching]) == [Word("one", 1.0, 1.2, 0.5), touching]
