@@ -116,11 +116,14 @@ def speed_perturbed(utterances: Sequence[Utterance], factors: Sequence[float], o
     return copies
 
 
+def _source_key(utterance: Utterance) -> str:
+    # The source's path: clips in different folders may share a stem, and another call
+    # (another manifest's order) must not reuse other audio.
+    return hashlib.sha1(str(utterance.audio).encode("utf-8")).hexdigest()[:12]
+
+
 def _copy_path(utterance: Utterance, folder: Path) -> Path:
-    # Named by the source's path: clips in different folders may share a stem, and another
-    # call (another manifest's order) must not reuse other audio.
-    key = hashlib.sha1(str(utterance.audio).encode("utf-8")).hexdigest()[:12]
-    return folder / f"{utterance.audio.stem}_{key}.wav"
+    return folder / f"{utterance.audio.stem}_{_source_key(utterance)}.wav"
 
 
 def cut_to_sound(utterances: Sequence[Utterance], out_dir: str | os.PathLike, max_margin: float = 0.05,
@@ -138,8 +141,7 @@ def cut_to_sound(utterances: Sequence[Utterance], out_dir: str | os.PathLike, ma
     copies = []
     for utterance in utterances:
         target = _copy_path(utterance, folder)
-        key = int(hashlib.sha1(str(utterance.audio).encode("utf-8")).hexdigest()[:12], 16)
-        lead, tail = np.random.default_rng(key).uniform(0.0, max_margin, size=2)
+        lead, tail = np.random.default_rng(int(_source_key(utterance), 16)).uniform(0.0, max_margin, size=2)
         waveform = audio.load(utterance.audio, sample_rate)
         runs = audio.sound_runs(waveform, sample_rate, top_db, floor_margin_db, min_pause=float("inf"))
         if not runs:  # silence: nothing to cut to

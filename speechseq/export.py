@@ -181,8 +181,8 @@ def save_graph(trained: Trained, folder: str | os.PathLike) -> None:
     from speechseq import grammar
     from speechseq.grammar_graph import GraphGrammar
 
-    shipped = grammar.shipped(folder) if trained.task == "ctc" else None
-    words = GraphGrammar(grammar.GrammarDecoder(trained.classes, *shipped)) if shipped else None
+    decoder = grammar.shipped_decoder(folder, trained.classes) if trained.task == "ctc" else None
+    words = GraphGrammar(decoder) if decoder else None
     module = serving_module(trained, words)
     tf.saved_model.save(module, str(folder), signatures=module.signatures())
 

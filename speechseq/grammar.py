@@ -108,6 +108,12 @@ def ship(version_folder: str | os.PathLike, grammar: Grammar, options: GrammarOp
         write_text(card_file, json.dumps(card | {"grammar": summary}, indent=2) + "\n")
 
 
+def shipped_decoder(version_folder: str | os.PathLike, vocabulary: Vocabulary) -> GrammarDecoder | None:
+    """A decoder of the export's own grammar with its weights, or None if it ships none."""
+    found = shipped(version_folder)
+    return GrammarDecoder(vocabulary, *found) if found else None
+
+
 def shipped(version_folder: str | os.PathLike) -> tuple[Grammar, GrammarOptions] | None:
     """The export's own grammar and its weights, or None if it ships none."""
     assets = Path(version_folder) / "assets"
@@ -143,10 +149,6 @@ class SearchTables:
     @property
     def junction(self) -> int:
         return self.symbols.size  # the first junction's slot
-
-    @property
-    def slots(self) -> int:
-        return self.symbols.size + len(self.junction_sources) + 1
 
 
 class GrammarDecoder:
@@ -248,17 +250,18 @@ class GrammarDecoder:
             if word >= 0:
                 first_node_of_word.setdefault(word, node)
         self._word_starts = frozenset(first_node_of_word.values())
+        # Frame 0: the initial blank, any phrase's first letter, or the gap's space.
+        self._start_weights = np.full(self._symbols.size, -np.inf, np.float32)
+        self._start_weights[[initial, gap]] = 0.0
+        self._start_weights[self._first_chars] = self._first_weights
 
     def search_tables(self) -> SearchTables:
         emitting = self._symbols.size
-        start = np.full(emitting, -np.inf, np.float32)
-        start[self._initial] = start[self._n - 1] = 0.0  # the initial blank, the gap's space
-        start[self._first_chars] = self._first_weights
         word_of = np.full(emitting, -1, np.int64)
         word_of[: self._n] = self._word_of
         word_starts = np.zeros(emitting, bool)
         word_starts[sorted(self._word_starts)] = True
-        return SearchTables(self._symbols, word_of, word_starts, tuple(self._word_texts), start,
+        return SearchTables(self._symbols, word_of, word_starts, tuple(self._word_texts), self._start_weights,
                             self._junction_sources, self._table, self._weights, self._finals)
 
     def words(self, log_probs: np.ndarray, seconds_per_frame: float) -> list[Word]:
@@ -270,11 +273,7 @@ class GrammarDecoder:
         emit = log_probs[:, self._symbols]  # [frames, emitting nodes]
         n_emitting = self._symbols.size
         score = np.full(self._impossible + 1, -np.inf, np.float32)
-        # Frame 0: the initial blank, any phrase's first letter, or the gap's space.
-        score[self._initial] = emit[0, self._initial]
-        score[self._first_chars] = self._first_weights + emit[0, self._first_chars]
-        gap = self._n - 1  # the last token node
-        score[gap] = emit[0, gap]
+        score[:n_emitting] = emit[0] + self._start_weights
         back = np.empty((frames, n_emitting), np.int64)
         back[0] = np.arange(n_emitting)
         rows, junction_rows = np.arange(n_emitting), np.arange(len(self._junction_sources))

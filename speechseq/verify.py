@@ -197,7 +197,7 @@ def verify(version_dir: str | os.PathLike, trained, files: Sequence[str]) -> Ver
     with the word list the export ships, if any: the graph's search against the host's)."""
     from speechseq import grammar
 
-    shipped = grammar.shipped(version_dir) if trained.task == "ctc" else None
+    words = grammar.shipped_decoder(version_dir, trained.classes) if trained.task == "ctc" else None
     done = subprocess.run(
         [sys.executable, "-m", "speechseq.verify", str(version_dir), *map(str, files)],
         capture_output=True, text=True, check=False,
@@ -208,7 +208,7 @@ def verify(version_dir: str | os.PathLike, trained, files: Sequence[str]) -> Ver
         raise ExportError(f"the export at {version_dir} failed to run in a fresh process:\n{done.stderr[-3000:]}")
     printed = json.loads(done.stdout.strip().splitlines()[-1])
     exported, session = printed["files"], printed["session"]
-    expected = keras_outputs(trained, files, grammar.GrammarDecoder(trained.classes, *shipped) if shipped else None)
+    expected = keras_outputs(trained, files, words)
     difference, mismatches = 0.0, []
     for ours, theirs in zip(expected, exported):
         scores = np.asarray(theirs["scores"], np.float32)

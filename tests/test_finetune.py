@@ -48,13 +48,13 @@ def test_an_export_and_its_keras_file_start_from_the_source_s_transcripts(lucas,
     shutil.copy(version / "assets.extra" / "model.keras", run_like / "model.keras")
     files = [str(u.audio) for u in corpora.read_manifest(lucas["dev"])]
     expected = [r["labels"] for r in verify.export_outputs(version, files)]
-    shipped = grammar.shipped(version)  # the export's graph searches its word list: so does the check
+    # The export's graph searches its word list: so does the check.
     for source in (SHIPPED, run_like / "model.keras"):
         run = finetune.make_run(_options(lucas, source=str(source)), tmp_path / f"run-{source.name}")
         vocabulary = Vocabulary.load(run.data.vocabulary)
         start = finetune.starting_model(run, vocabulary)
         trained = export.Trained(start, vocabulary, run.features, run.settings(), Path(), Path())
-        words = grammar.GrammarDecoder(vocabulary, *shipped) if shipped else None
+        words = grammar.shipped_decoder(version, vocabulary)
         assert [r["labels"] for r in verify.keras_outputs(trained, files, words)] == expected
 
 

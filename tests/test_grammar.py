@@ -197,7 +197,7 @@ def test_tf_serving_gets_the_shipped_grammar_s_words_from_the_graph_as_transcrib
     padded, lengths = audio.pad_batch(waveforms)
     transcriber = Transcriber(out / "1")
     log_probs, frames = transcriber.log_probs(padded, lengths)
-    host = GrammarDecoder(transcriber.vocabulary, *grammar.shipped(out / "1"))
+    host = grammar.shipped_decoder(out / "1", transcriber.vocabulary)
     greedy = Transcriber(out / "1", GREEDY).transcribe_arrays(waveforms)
     with serving.SessionModel(out / "1") as session:
         served = session.run("serving_default", {"audio": padded, "audio_length": lengths.astype(np.int32)})
