@@ -82,13 +82,16 @@ def test_a_killed_transcription_resumes_and_never_leaves_a_half_written_output(t
     command = _speechseq("transcribe", *map(str, files), "--model", str(DIGITS), "--format", "json", "--out", str(out))
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
-    while not out.is_dir() or len(list(out.glob("*.json"))) < 40:
+    # A write under way is a hidden temporary (`.NAME.*.tmp.json`), which `*.json` also matches: count whole ones.
+    def finished():
+        return [path for path in out.glob("*.json") if not path.name.startswith(".")] if out.is_dir() else []
+
+    while len(finished()) < 40:
         assert child.poll() is None and time.monotonic() < deadline, "it finished or never started"
         time.sleep(0.01)
     child.send_signal(signal.SIGKILL)
     child.wait()
-    # A write the kill cut short leaves its hidden temporary (`.NAME.*.tmp.json`), never a NAME.json.
-    written = [path for path in out.glob("*.json") if not path.name.startswith(".")]
+    written = finished()  # a write the kill cut short leaves its temporary, never a NAME.json
     assert 40 <= len(written) < len(files), "the kill came too late to test anything"
     for path in written:  # every output there is whole
         assert json.loads(path.read_text())["file"].endswith(path.stem + ".wav")
