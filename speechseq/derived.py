@@ -33,6 +33,11 @@ class DigitSequenceOptions:
     min_gap: float = 0.05  # seconds of silence between digits, at least
     max_gap: float = 0.30  # seconds of silence between digits, at most
     edge: float = 0.10  # seconds of silence before the first and after the last digit
+    max_edge: float | None = None  # if set, each edge is drawn from edge..max_edge seconds instead
+    noise_share: float = 0.0  # share of utterances given a white noise floor under everything
+    noise_below_peak_db: tuple[float, float] = (40.0, 65.0)  # its RMS, dB under the utterance's peak
+    # ^ why: real isolated words come with room around them, not FSDD's digital zeros; a model that
+    #   only heard zeros reads a clip padded with faint noise much worse (benchmarks/RESULTS.md)
     passes: Sequence[tuple[str, int]] = (("train", 4), ("dev", 1), ("test", 2))
     # ^ how many times each split's clips are each used (in fresh random orders)
     held_out_speaker: str | None = None  # all of this speaker's clips -> split "held_out"
@@ -65,12 +70,15 @@ def _chunks(items: list, rng: random.Random, low: int, high: int):
 
 def _join_clips(chunk: Sequence[DigitClip], rng: random.Random, options) -> tuple:
     rate = None
-    pieces, segments, cursor = [], [], options.edge
+    # Random draws only for the options in use, so the default options give the files they always gave.
+    lead, tail = (rng.uniform(options.edge, options.max_edge) for _ in range(2)) if options.max_edge else (
+        options.edge, options.edge)
+    pieces, segments, cursor = [], [], lead
     for index, clip in enumerate(chunk):
         samples, clip_rate = soundfile.read(clip.path, dtype="int16")
         if rate is None:
             rate = clip_rate
-            pieces.append(np.zeros(int(options.edge * rate), np.int16))
+            pieces.append(np.zeros(int(lead * rate), np.int16))
         elif clip_rate != rate:
             raise CorpusError(f"{clip.path}: {clip_rate} Hz, other clips are {rate} Hz")
         if index:
@@ -81,8 +89,14 @@ def _join_clips(chunk: Sequence[DigitClip], rng: random.Random, options) -> tupl
         start, end = audio.sound_span(samples, rate, options.trim_db)
         segments.append(Segment(round(cursor + start / rate, 4), round(cursor + end / rate, 4), clip.word))
         cursor += len(samples) / rate
-    pieces.append(np.zeros(int(options.edge * rate), np.int16))
-    return np.concatenate(pieces), rate, tuple(segments)
+    pieces.append(np.zeros(int(tail * rate), np.int16))
+    joined = np.concatenate(pieces)
+    if options.noise_share and rng.random() < options.noise_share:
+        below = rng.uniform(*options.noise_below_peak_db)
+        level = float(np.abs(joined).max()) * 10 ** (-below / 20)
+        noise = np.random.default_rng(rng.getrandbits(32)).standard_normal(joined.size) * level
+        joined = np.clip(np.rint(joined + noise), -32768, 32767).astype(np.int16)
+    return joined, rate, tuple(segments)
 
 
 def speed_perturbed(utterances: Sequence[Utterance], factors: Sequence[float], out_dir: str | os.PathLike,

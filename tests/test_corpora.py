@@ -183,6 +183,28 @@ def test_digit_segments_can_span_whole_clips_silence_and_all(fsdd_dir, tmp_path)
     assert [u.text for u in trimmed] == [u.text for u in whole]
 
 
+def test_connected_digits_can_have_room_around_them(fsdd_dir, tmp_path):
+    options = DigitSequenceOptions(passes=(("test", 1),), max_digits=4, edge=0.05, max_edge=0.6, noise_share=0.7)
+    utterances = corpora.read_manifest(derived.connected_digits(fsdd_dir, tmp_path, options)["test"])
+    leads, noisy = [], 0
+    for utterance in utterances:
+        samples, rate = soundfile.read(utterance.audio, dtype="int16")
+        samples = samples.astype(np.float64)
+        lead_in = samples[: int(0.05 * rate)]  # inserted edge only: every lead is 50 ms or more
+        peak = np.abs(samples).max()
+        if lead_in.any():
+            noisy += 1
+            below = 20 * np.log10(peak / np.sqrt(np.mean(lead_in ** 2)))
+            assert 38 < below < 67, utterance.audio  # 40-65 dB drawn, give or take a short window's spread
+        leads.append(utterance.segments[0].start)
+        assert utterance.segments[-1].end <= utterance.duration - 0.05 + 1e-3
+    assert min(leads) >= 0.05 and max(leads) - min(leads) > 0.3  # edges drawn, not fixed
+    assert 0.55 < noisy / len(utterances) < 0.85
+    default = corpora.read_manifest(derived.connected_digits(
+        fsdd_dir, tmp_path / "default", DigitSequenceOptions(passes=(("test", 1),), max_digits=4))["test"])
+    assert all(not soundfile.read(u.audio, dtype="int16")[0][: int(0.1 * 8000)].any() for u in default)
+
+
 def test_connected_digits_are_reproducible(digits, fsdd_dir, tmp_path):
     out, options, manifests = digits
     again = derived.connected_digits(fsdd_dir, tmp_path, options)

@@ -68,3 +68,13 @@ def test_tight_copies_replace_the_share_asked_for_in_place(english, tmp_path, mo
     assert all(mixed[i].audio.parent == tmp_path / "tight" and mixed[i].duration < takes[i].duration for i in replaced)
     assert [u.text for u in mixed] == [u.text for u in takes]  # same utterances, same order
     assert english.cut_tight(takes, 0.3) == mixed  # the same share every build
+
+
+def test_roomy_digits_are_one_more_pass_of_the_training_takes_only(english, tmp_path, monkeypatch):
+    monkeypatch.setattr(english, "WORK", tmp_path)
+    roomy = english.roomy_digits()
+    training_clips = [c for c in corpora.fsdd_clips(english.FSDD)
+                      if c.speaker != english.FSDD_HELD_OUT and c.take in range(10, 50)]
+    assert sum(len(u.segments) for u in roomy) == len(training_clips)  # each training take once, no other
+    assert english.FSDD_HELD_OUT not in {u.speaker for u in roomy}
+    assert max(len(u.segments) for u in roomy) == 4 and min(u.segments[0].start for u in roomy) >= 0.05
