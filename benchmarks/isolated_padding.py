@@ -50,7 +50,7 @@ class Reader:
         self.decoder = grammar.shipped_decoder(export, Vocabulary.load(run / "vocabulary.json"))
         if self.decoder is None:
             raise SystemExit(f"{export}: ships no word list")
-        self.seconds_per_frame = self.subsampling * config.hop_ms / 1000
+        self.seconds_per_frame = config.seconds_per_frame(self.subsampling)
 
     def frames(self, waveform: np.ndarray) -> np.ndarray:
         frames, count = self.raw(waveform[np.newaxis], np.array([waveform.size]))

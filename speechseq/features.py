@@ -69,6 +69,10 @@ class FeatureConfig:
     def frames_per_second(self) -> float:
         return self.sample_rate / self.hop_length
 
+    def seconds_per_frame(self, subsampling: int = 1) -> float:
+        """Seconds between output frames of a model that keeps every `subsampling`-th frame."""
+        return subsampling * self.hop_length / self.sample_rate
+
     @property
     def feature_dim(self) -> int:
         """Values per frame."""

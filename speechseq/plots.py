@@ -61,7 +61,7 @@ def tagging(path, result, config: FeatureConfig, target) -> Path:
 def tagging_figure(path, result, config: FeatureConfig):
     """Spectrogram, each label's frame posterior, and the segments, for one `Tagging`."""
     _, figure, (top, middle, bottom) = _figure(3)
-    seconds = config.hop_length / config.sample_rate
+    seconds = config.seconds_per_frame()
     mel = _log_mel(path, config)
     top.imshow(mel, origin="lower", aspect="auto", extent=(0, mel.shape[1] * seconds, 0, mel.shape[0]))
     top.set_ylabel("mel band")
@@ -89,7 +89,7 @@ def transcription(path, result, config: FeatureConfig, target) -> Path:
 def transcription_figure(path, result, config: FeatureConfig):
     """Spectrogram with each word's span from the CTC alignment, for one `Transcript`."""
     _, figure, (top, bottom) = _figure(2)
-    seconds = config.hop_length / config.sample_rate
+    seconds = config.seconds_per_frame()
     mel = _log_mel(path, config)
     top.imshow(mel, origin="lower", aspect="auto", extent=(0, mel.shape[1] * seconds, 0, mel.shape[0]))
     top.set_ylabel("mel band")

@@ -327,7 +327,7 @@ class CTCServing(_ServingModule):
         config = trained.features
         self._sample_rate = config.sample_rate
         self._subsampling = trained.subsampling
-        self._seconds_per_output = trained.subsampling * config.hop_length / config.sample_rate
+        self._seconds_per_output = config.seconds_per_frame(trained.subsampling)
         vocabulary = trained.classes
         self._symbols = tf.constant(["" if i == BLANK_ID else vocabulary.id_to_symbol(i) for i in range(vocabulary.size)])
         feature_spec = [

@@ -65,7 +65,7 @@ class Tagger:
         self.options = options
         self.windows = options.windows()  # how audio is cut and batched (checked once)
         self.smoothing = options.smoothing or segments.shipped_smoothing(self.published.folder / "assets")
-        self.seconds_per_frame = self.features.hop_length / self.features.sample_rate
+        self.seconds_per_frame = self.features.seconds_per_frame()
         self._tag_signature = self.published.signatures["tag"]  # the one model call (a test counts them)
 
     @property

@@ -91,7 +91,7 @@ class Transcriber:
         self.vocabulary = self.published.classes
         self.features = self.published.features
         subsampling = self.published.settings["model"]["subsampling"]
-        self.seconds_per_frame = subsampling * self.features.hop_length / self.features.sample_rate
+        self.seconds_per_frame = self.features.seconds_per_frame(subsampling)
         self._decoder = self._choose_decoder(options)
 
     def _choose_decoder(self, options: TranscriberOptions):

@@ -183,7 +183,7 @@ def keras_outputs(trained, files: Sequence[str], words=None) -> list[dict]:
             if words is None:
                 labels = decoding.ctc_greedy_texts(scores, [length], trained.classes)[0].strip()
             else:
-                seconds = trained.subsampling * trained.features.hop_length / trained.features.sample_rate
+                seconds = trained.features.seconds_per_frame(trained.subsampling)
                 labels = " ".join(word.text for word in words.words(scores[0, :length], seconds))
         else:
             length = int(lengths[0])
