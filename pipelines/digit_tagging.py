@@ -15,6 +15,9 @@ RUN/results.json. `--synthetic-voices N` adds N eSpeak NG voices saying each dig
 alone (`synth.digit_clips`, `--synthetic-takes` takes each), joined into training
 utterances the same way, with the same exact segments. `--speed` adds copies of the
 FSDD training utterances played faster or slower, their segments scaled to match.
+`--start-from saved_models/english-read/4` starts from a recogniser's weights: its features
+and encoder (trained on many more voices than FSDD's four) with a fresh frame head
+(`finetune.starting_model`); the recipe's own features and model settings give way to the source's.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import json
 import time
 from pathlib import Path
 
-from speechseq import corpora, derived, evaluate, runfile, synth, train
+from speechseq import corpora, derived, evaluate, finetune, runfile, synth, train
 from speechseq.derived import DigitSequenceOptions
 from speechseq.files import write_text
 
@@ -58,6 +61,8 @@ def main() -> None:
     parser.add_argument("--synthetic-takes", type=int, default=8, help="takes of each digit by each voice")
     parser.add_argument("--speed", type=float, nargs="+", default=[],
                         help="speed perturbation: FSDD training utterances also played at these speeds, e.g. 0.9 1.1")
+    parser.add_argument("--start-from", type=Path,
+                        help="a trained model (export, run or .keras) whose features and encoder weights to start from")
     args = parser.parse_args()
 
     corpus = ROOT / "work" / "digit-tagging"  # its own: segments span each clip's sound (trim_db)
@@ -77,10 +82,13 @@ def main() -> None:
         copies = derived.speed_perturbed([u for u in training if u.speaker in human], args.speed, corpus / "speed")
         name = "train" + "".join(f"-sp{f:g}" for f in args.speed)
         train_manifest = corpora.write_manifest(training + copies, corpus / f"{name}.jsonl")
-    settings = DEFAULTS + [f"data.train={train_manifest}", f"data.dev={corpus / 'dev.jsonl'}"] + args.set
-    run = runfile.load(None, settings, args.out)
+    settings = runfile.as_mapping(DEFAULTS + [f"data.train={train_manifest}", f"data.dev={corpus / 'dev.jsonl'}"])
+    if args.start_from:
+        source = finetune.resolve_source(args.start_from)
+        settings |= finetune.inherited_settings(source) | {"train.init_from": str(source.resolve())}
+    run = runfile.load(None, settings | runfile.as_mapping(args.set), args.out)
     started = time.perf_counter()
-    train.fit(run)
+    train.fit(run, build_model=finetune.starting_model if run.train.init_from else None)
     results: dict = {"training_minutes_this_session": round((time.perf_counter() - started) / 60, 1)}
 
     test_sets = {"test takes (training speakers)": corpora.read_manifest(corpus / "test.jsonl"),

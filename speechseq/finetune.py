@@ -5,7 +5,9 @@ It is `train.fit` with three differences, all recorded in the run's settings:
 `train.freeze` (layers kept as they are) and, usually, a lower learning rate. The
 features and the encoder are the source's. A new vocabulary rebuilds the output
 layer and copies the rows of the characters both vocabularies share, so those keep
-what they learnt; new characters start from fresh weights. Re-running the same
+what they learnt; new characters start from fresh weights. A frame tagging run may
+start from a transcription model: the encoder is copied and a fresh frame head put on
+it, so a tagger starts from what a recogniser learnt of many voices. Re-running the same
 command resumes, as any training does.
 
 Freeze specifications (comma-separated): a layer name (`front`, `encoder_0`,
@@ -28,7 +30,7 @@ from speechseq import corpora, data, evaluate, export, models, runfile, train
 from speechseq.errors import SpeechseqError
 from speechseq.published import ExportError, resolve_version, trained_files
 from speechseq.files import write_text
-from speechseq.text import BLANK_ID, Vocabulary
+from speechseq.text import BLANK_ID, TagSet, Vocabulary
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,8 +74,7 @@ def make_run(options: FinetuneOptions, directory: str | Path, overrides: Sequenc
         vocabulary = str(directory / "source_vocabulary.json")
         if not Path(vocabulary).exists():
             source.classes.save(vocabulary)
-    settings: dict = {f"features.{key}": value for key, value in source.features.to_dict().items()}
-    settings |= {f"model.{key}": value for key, value in source.settings["model"].items()}
+    settings = inherited_settings(source_path)
     steps_per_epoch = math.ceil(options.steps / options.epochs) if options.steps else 0
     training = _training_manifest(options, directory)
     batch_size = min(options.batch_size, len(corpora.read_manifest(options.manifest)))
@@ -101,6 +102,14 @@ def make_run(options: FinetuneOptions, directory: str | Path, overrides: Sequenc
     return runfile.load(None, settings | runfile.as_mapping(overrides), directory)
 
 
+def inherited_settings(source: str | Path) -> dict:
+    """`features.*` and `model.*` settings of a trained model: a run starting from its
+    weights must have its features and the shape of its encoder."""
+    files = trained_files(resolve_source(source))
+    settings: dict = {f"features.{key}": value for key, value in files.features.to_dict().items()}
+    return settings | {f"model.{key}": value for key, value in files.settings["model"].items()}
+
+
 def _training_manifest(options: FinetuneOptions, directory: Path) -> str:
     """The new utterances, plus `replay_ratio` old ones per new one when asked."""
     if not options.replay or options.replay_ratio <= 0:
@@ -119,11 +128,44 @@ def starting_model(run: train.Run, classes: Vocabulary) -> keras.Model:
     """`train.fit`'s `build_model` for fine-tuning: the source model, re-headed for
     `classes` if they differ from its vocabulary, with the chosen layers frozen."""
     source = export.load_trained(run.train.init_from)
+    _check_same_front(run, source)
     model = source.model
-    if classes != source.classes:
+    if isinstance(classes, TagSet):
+        if classes != source.classes:  # a transcriber's encoder, or another tag set: a new head
+            model = with_frame_head(model, classes, run.encoder, run.features.feature_dim)
+    elif source.task != "ctc":
+        raise SpeechseqError(f"{run.train.init_from}: a frame tagger cannot start a transcription run")
+    elif classes != source.classes:
         model = with_vocabulary(model, source.classes, classes, run.encoder, run.features.feature_dim)
     freeze(model, run.train.freeze)
     return model
+
+
+# Encoder settings that shape its weights (dropout and the like may change when training on).
+WEIGHT_SHAPING = ("cell", "layers", "units", "subsampling", "conv_channels", "conv_kernel", "layer_norm",
+                  "use_bias", "reset_after")
+
+
+def _check_same_front(run: train.Run, source) -> None:
+    """The run's features and encoder shape must be the source's: its weights fit nothing else,
+    and they learnt frames made as the source's features make them."""
+    different = [f"features.{key}" for key, value in source.features.to_dict().items()
+                 if run.features.to_dict().get(key) != value]
+    different += [f"model.{key}" for key in WEIGHT_SHAPING
+                  if key in source.settings["model"] and run.encoder.to_dict()[key] != source.settings["model"][key]]
+    if different:
+        raise SpeechseqError(f"{run.train.init_from}: the run's settings differ from the model it starts from in "
+                             f"{', '.join(different)}; use the source's (finetune.inherited_settings)")
+
+
+def with_frame_head(model: keras.Model, tags: TagSet, encoder, feature_dim: int) -> keras.Model:
+    """A frame tagger for `tags` with `model`'s front end and encoder weights and a fresh head."""
+    rebuilt = models.frame_model(feature_dim, tags.size, encoder)
+    heads = {"ctc_logits", "frame_logits"}
+    for layer in rebuilt.layers:
+        if layer.weights and layer.name not in heads:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    return rebuilt
 
 
 def with_vocabulary(model: keras.Model, old: Vocabulary, new: Vocabulary, encoder, feature_dim: int) -> keras.Model:

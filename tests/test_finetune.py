@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from speechseq import cli, corpora, data, derived, evaluate, export, finetune, grammar, verify
+from speechseq import audio, cli, corpora, data, derived, evaluate, export, features, finetune, grammar, models, runfile, train, verify
+from speechseq.errors import SpeechseqError
 from speechseq.published import resolve_version
 from speechseq.derived import DigitSequenceOptions
-from speechseq.text import Vocabulary
+from speechseq.text import TagSet, Vocabulary
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "saved_models" / "digits"
@@ -136,3 +137,32 @@ def test_an_interrupted_fine_tune_resumes_and_reports_before_and_after(lucas, tm
     assert row["before"]["wer"] == round(before.wer, 4) > 0
     assert row["after"]["wer"] < row["before"]["wer"], row  # the new speaker's WER falls
     assert "WER before" in capsys.readouterr().out
+
+
+def test_a_frame_tagger_starts_from_a_recogniser_s_encoder(lucas, tmp_path):
+    source_version = resolve_version(ROOT / "saved_models" / "digits" / "4")  # the small one: quick
+    source = export.load_trained(source_version)
+    settings = finetune.inherited_settings(source_version) | {
+        "train.task": "frames", "data.background": "silence", "data.train": str(lucas["train"]),
+        "train.init_from": str(source_version), "train.epochs": 1, "train.steps_per_epoch": 3,
+        "train.batch_size": 6, "train.jit_compile": False}
+    run = runfile.load(None, settings, tmp_path / "tagger")
+    tags = TagSet.with_background(sorted({s.label for u in corpora.read_manifest(lucas["train"]) for s in u.segments}))
+    start = finetune.starting_model(run, tags)
+    assert start.get_layer("frame_logits").get_weights()[0].shape[-1] == tags.size
+    for layer in source.model.layers:
+        if layer.weights and layer.name != "ctc_logits":  # the front end and encoder come over whole
+            for theirs, ours in zip(layer.get_weights(), start.get_layer(layer.name).get_weights()):
+                assert np.array_equal(theirs, ours), layer.name
+    tagger = train.fit(run, verbose=0, build_model=finetune.starting_model)  # and it trains as a tagger: one probability row per 10 ms frame
+    clip = corpora.read_manifest(lucas["dev"])[0]
+    frames, lengths = features.feature_layer(run.features)(audio.load(clip.audio)[np.newaxis],
+                                                           np.array([round(clip.duration * 16000)]))
+    probs = np.asarray(tagger(models.model_inputs(frames, lengths)))
+    assert probs.shape == (1, frames.shape[1], tags.size) and np.allclose(probs.sum(-1), 1, atol=1e-4)
+    assert not np.array_equal(tagger.get_layer("encoder_0").get_weights()[0],
+                              source.model.get_layer("encoder_0").get_weights()[0])
+
+    wider = runfile.load(None, settings | {"model.units": 2 * source.settings["model"]["units"]}, tmp_path / "other")
+    with pytest.raises(SpeechseqError, match="differ from the model it starts from in model.units"):
+        finetune.starting_model(wider, tags)
