@@ -84,8 +84,7 @@ def main() -> None:
         train_manifest = corpora.write_manifest(training + copies, corpus / f"{name}.jsonl")
     settings = runfile.as_mapping(DEFAULTS + [f"data.train={train_manifest}", f"data.dev={corpus / 'dev.jsonl'}"])
     if args.start_from:
-        source = finetune.resolve_source(args.start_from)
-        settings |= finetune.inherited_settings(source) | {"train.init_from": str(source.resolve())}
+        settings |= finetune.starting_settings(args.start_from)
     run = runfile.load(None, settings | runfile.as_mapping(args.set), args.out)
     started = time.perf_counter()
     train.fit(run, build_model=finetune.starting_model if run.train.init_from else None)

@@ -13,7 +13,8 @@ of their own, plus `--speechocean-scenes N` 10 s scenes of each of speechocean76
 training speakers (children and adults reading sentences; clips of up to 9 s placed whole,
 a pause of 300 ms or more inside one is non-speech: `scenes`). `--noises` picks the noise
 kinds of the training scenes (white and brown by default; babble, tones and hum as well);
-`--reverb P` hears that share of them in simulated rooms (RT60 0.2-0.7 s).
+`--reverb P` hears that share of them in simulated rooms (RT60 0.2-0.7 s);
+`--start-from MODEL` starts from a recogniser's features and encoder with a fresh frame head.
 The test scenes use speakers never trained on: FSDD's lucas and yweweler (white or brown
 noise, once at mixed SNRs and once all at 10 dB), and the 16 held-out speechocean762
 speakers of pipelines/speechocean762_split.json, at 0, 5, 10 and 20 dB and clean, in every
@@ -34,7 +35,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from speechseq import corpora, derived, evaluate, runfile, scenes, synth, train
+from speechseq import corpora, derived, evaluate, finetune, runfile, scenes, synth, train
 from speechseq.files import write_text
 from speechseq.text import DIGIT_WORDS
 
@@ -207,16 +208,20 @@ def main() -> None:
                         help="training scenes of each speechocean762 training speaker (97 speakers)")
     parser.add_argument("--noises", nargs="+", default=list(scenes.NOISES), choices=scenes.ALL_NOISES,
                         help="noise kinds of the training and dev scenes")
+    parser.add_argument("--start-from", type=Path,
+                        help="a trained model (export, run or .keras) whose features and encoder weights to start from")
     parser.add_argument("--reverb", type=float, default=0.0,
                         help="share of training and dev scenes heard in a simulated room (the `rooms` extra)")
     args = parser.parse_args()
 
     manifests = corpus(ROOT / "work" / "voice-activity", args.synthetic_voices, args.scenes_per_voice,
                        args.kathleen_scenes, args.speed, args.speechocean_scenes, args.noises, args.reverb)
-    settings = DEFAULTS + [f"data.train={manifests['train']}", f"data.dev={manifests['dev']}"] + args.set
-    run = runfile.load(None, settings, args.out)
+    settings = runfile.as_mapping(DEFAULTS + [f"data.train={manifests['train']}", f"data.dev={manifests['dev']}"])
+    if args.start_from:
+        settings |= finetune.starting_settings(args.start_from)
+    run = runfile.load(None, settings | runfile.as_mapping(args.set), args.out)
     started = time.perf_counter()
-    train.fit(run)
+    train.fit(run, build_model=finetune.starting_model if run.train.init_from else None)
     results = {"training_minutes_this_session": round((time.perf_counter() - started) / 60, 1)}
 
     # Scored through an export: the frames and segments `speechseq tag` gives.

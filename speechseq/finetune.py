@@ -110,6 +110,12 @@ def inherited_settings(source: str | Path) -> dict:
     return settings | {f"model.{key}": value for key, value in files.settings["model"].items()}
 
 
+def starting_settings(source: str | Path) -> dict:
+    """What a recipe's run needs to start from `source`'s weights: its features, encoder and path."""
+    path = resolve_source(source)
+    return inherited_settings(path) | {"train.init_from": str(path.resolve())}
+
+
 def _training_manifest(options: FinetuneOptions, directory: Path) -> str:
     """The new utterances, plus `replay_ratio` old ones per new one when asked."""
     if not options.replay or options.replay_ratio <= 0:
