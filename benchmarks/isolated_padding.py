@@ -17,7 +17,7 @@ WER per cell; appended to benchmarks/RESULTS.md (or `--results FILE`).
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -27,9 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "pipelines"))
 
 import digit_sets  # noqa: E402
-from speechseq import audio, corpora, features, grammar, metrics, models  # noqa: E402
+from speechseq import audio, corpora, export, features, grammar, metrics, models  # noqa: E402
 from speechseq.benchmark import append_section, machine  # noqa: E402
-from speechseq.text import Vocabulary  # noqa: E402
 
 PAD_SECONDS = 0.25
 NOISE_DBFS = -60.0
@@ -39,17 +38,18 @@ class Reader:
     """A run's model and features with the normalisation done here, so its statistics can
     come from chosen frames; decoded with an export's word list."""
 
-    def __init__(self, run: Path, export: Path):
-        config = features.FeatureConfig.from_dict(json.loads((run / "features.json").read_text()))
+    def __init__(self, run: Path, word_list_export: Path):
+        trained = export.load_trained(run)  # a run's best model, its features and settings
+        config = trained.features
         if not config.normalize:
             raise SystemExit(f"{run}: its features are not normalised per utterance; nothing to compare")
         self.hop = config.hop_length
-        self.raw = features.feature_layer(features.FeatureConfig(**(config.to_dict() | {"normalize": False})))
-        self.subsampling = json.loads((run / "run.json").read_text())["model"]["subsampling"]
-        self.model = models.inference(models.load_model(run / "best.keras", compile=False))
-        self.decoder = grammar.shipped_decoder(export, Vocabulary.load(run / "vocabulary.json"))
+        self.raw = features.feature_layer(dataclasses.replace(config, normalize=False))
+        self.subsampling = trained.subsampling
+        self.model = models.inference(trained.model)
+        self.decoder = grammar.shipped_decoder(word_list_export, trained.classes)
         if self.decoder is None:
-            raise SystemExit(f"{export}: ships no word list")
+            raise SystemExit(f"{word_list_export}: ships no word list")
         self.seconds_per_frame = config.seconds_per_frame(self.subsampling)
 
     def frames(self, waveform: np.ndarray) -> np.ndarray:

@@ -155,10 +155,10 @@ WEIGHT_SHAPING = ("cell", "layers", "units", "subsampling", "conv_channels", "co
 def _check_same_front(run: train.Run, source) -> None:
     """The run's features and encoder shape must be the source's: its weights fit nothing else,
     and they learnt frames made as the source's features make them."""
-    different = [f"features.{key}" for key, value in source.features.to_dict().items()
-                 if run.features.to_dict().get(key) != value]
+    features, encoder = run.features.to_dict(), run.encoder.to_dict()
+    different = [f"features.{key}" for key, value in source.features.to_dict().items() if features.get(key) != value]
     different += [f"model.{key}" for key in WEIGHT_SHAPING
-                  if key in source.settings["model"] and run.encoder.to_dict()[key] != source.settings["model"][key]]
+                  if key in source.settings["model"] and encoder[key] != source.settings["model"][key]]
     if different:
         raise SpeechseqError(f"{run.train.init_from}: the run's settings differ from the model it starts from in "
                              f"{', '.join(different)}; use the source's (finetune.inherited_settings)")
@@ -166,10 +166,13 @@ def _check_same_front(run: train.Run, source) -> None:
 
 def with_frame_head(model: keras.Model, tags: TagSet, encoder, feature_dim: int) -> keras.Model:
     """A frame tagger for `tags` with `model`'s front end and encoder weights and a fresh head."""
-    rebuilt = models.frame_model(feature_dim, tags.size, encoder)
-    heads = {"ctc_logits", "frame_logits"}
+    return _below_the_head(model, models.frame_model(feature_dim, tags.size, encoder))
+
+
+def _below_the_head(model: keras.Model, rebuilt: keras.Model) -> keras.Model:
+    """`rebuilt` with `model`'s weights in every layer but the output heads (left as built)."""
     for layer in rebuilt.layers:
-        if layer.weights and layer.name not in heads:
+        if layer.weights and layer.name not in ("ctc_logits", "frame_logits"):
             layer.set_weights(model.get_layer(layer.name).get_weights())
     return rebuilt
 
@@ -178,10 +181,7 @@ def with_vocabulary(model: keras.Model, old: Vocabulary, new: Vocabulary, encode
     """A copy of `model` with an output layer for `new`: every other layer's weights
     copied, and the output rows of characters in both vocabularies (and the blank)
     copied from the old output layer."""
-    rebuilt = models.ctc_model(feature_dim, new.size, encoder)
-    for layer in rebuilt.layers:
-        if layer.weights and layer.name != "ctc_logits":
-            layer.set_weights(model.get_layer(layer.name).get_weights())
+    rebuilt = _below_the_head(model, models.ctc_model(feature_dim, new.size, encoder))
     kernel, bias = rebuilt.get_layer("ctc_logits").get_weights()
     old_kernel, old_bias = model.get_layer("ctc_logits").get_weights()
     for new_id, old_id in shared_ids(old, new):
