@@ -13,7 +13,6 @@ benchmarks/RESULTS.md (or `--results FILE`) with the machine they ran on. Target
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import tempfile
 import time
@@ -26,7 +25,7 @@ import numpy as np  # noqa: E402
 import soundfile  # noqa: E402
 
 from speechseq import corpora, data  # noqa: E402
-from speechseq.benchmark import machine  # noqa: E402,F401 (the other scripts import it from here)
+from speechseq.benchmark import append_section, machine  # noqa: E402,F401 (the other scripts import it from here)
 from speechseq.features import FeatureConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,20 +127,14 @@ def main() -> None:
             rows.append((name, ours, theirs))
             print(f"{name}: speechseq {ours:.0f}x real time, librosa loop {theirs:.0f}x, ratio {ours / theirs:.1f}")
 
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [
-        f"\n### Feature pipeline throughput ({stamp})\n",
+    append_section(args.results, "Feature pipeline throughput", [
         f"Command: `.venv/bin/python benchmarks/features.py --long-minutes {args.long_minutes:g} "
-        f"--long-files {args.long_files} --short-files {len(clips)}`  \nMachine: {machine()}  \n"
+        f"--long-files {args.long_files} --short-files {len(clips)}`",
+        f"Machine: {machine()}",
         "Work: decode + resample to 16 kHz (soxr) + 80-band log-mel; audio seconds per wall "
-        f"second, median of {REPEATS} passes (speechseq after one untimed warm-up epoch).\n",
-        "| corpus | speechseq tf.data | librosa loop | ratio |",
-        "| --- | ---: | ---: | ---: |",
-    ]
-    lines += [f"| {name} | {ours:.0f}x | {theirs:.0f}x | {ours / theirs:.1f} |" for name, ours, theirs in rows]
-    with open(args.results, "a", encoding="utf-8") as file:
-        file.write("\n".join(lines) + "\n")
-    print(f"appended to {args.results}")
+        f"second, median of {REPEATS} passes (speechseq after one untimed warm-up epoch)."],
+        ["corpus", "speechseq tf.data", "librosa loop", "ratio"],
+        [[name, f"{ours:.0f}x", f"{theirs:.0f}x", f"{ours / theirs:.1f}"] for name, ours, theirs in rows])
 
 
 if __name__ == "__main__":

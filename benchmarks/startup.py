@@ -13,7 +13,6 @@ ratio much less). Appended to benchmarks/RESULTS.md with the machine.
 from __future__ import annotations
 
 import argparse
-import datetime
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from features import RESULTS, machine  # noqa: E402
+from speechseq.benchmark import append_section  # noqa: E402
 
 CLIP = ROOT / "samples" / "countdown.wav"
 
@@ -53,21 +53,13 @@ def main() -> None:
             times[name].append(wall(command))
     medians = {name: statistics.median(values) for name, values in times.items()}
     base = medians["import tensorflow"]
-    rows = [f"| {name} | {' / '.join(f'{t:.2f}' for t in times[name])} | {medians[name]:.2f} s | "
-            f"**{medians[name] / base:.2f}** |" for name in commands]
-    print("\n".join(rows))
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [
-        f"\n### One-clip transcription against `import tensorflow` ({stamp})\n",
-        f"Command: `.venv/bin/python benchmarks/startup.py --runs {args.runs} --model {args.model}`  \n"
-        f"Machine: {machine()}  \nWhole-process wall time, the commands alternated {args.runs} times.\n",
-        "| process | each run (s) | median | ratio to import tensorflow |",
-        "| --- | --- | ---: | ---: |",
-        *rows,
-    ]
-    with open(args.results, "a", encoding="utf-8") as file:
-        file.write("\n".join(lines) + "\n")
-    print(f"appended to {args.results}")
+    rows = [[name, " / ".join(f"{t:.2f}" for t in times[name]), f"{medians[name]:.2f} s",
+             f"**{medians[name] / base:.2f}**"] for name in commands]
+    append_section(args.results, "One-clip transcription against `import tensorflow`", [
+        f"Command: `.venv/bin/python benchmarks/startup.py --runs {args.runs} --model {args.model}`",
+        f"Machine: {machine()}",
+        f"Whole-process wall time, the commands alternated {args.runs} times."],
+        ["process", "each run (s)", "median", "ratio to import tensorflow"], rows)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import os
 import sys
 import time
@@ -38,6 +37,7 @@ from digits import FSDD, RUN_FILE  # noqa: E402
 from features import RESULTS, machine  # noqa: E402
 
 from speechseq import corpora, data, derived, losses, models, runfile, train  # noqa: E402
+from speechseq.benchmark import append_section  # noqa: E402
 from speechseq.derived import DigitSequenceOptions  # noqa: E402
 from speechseq.text import Vocabulary  # noqa: E402
 
@@ -109,24 +109,18 @@ def main() -> None:
               f"{seconds / step_alone - 1:+.1%}; alone {alone[name] * 1000:.1f} ms per batch "
               f"({alone[name] * steps / step_alone:.1%} of a step)")
 
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [
-        f"\n### Training throughput, digits recipe model ({stamp})\n",
-        f"Command: `.venv/bin/python benchmarks/train.py --utterances {args.utterances} --repeats {args.repeats}`  \n"
-        f"Machine: {machine()}  \nModel: {run.encoder.cell} {run.encoder.layers}x{run.encoder.units} "
-        f"bidirectional, subsampling {run.encoder.subsampling}, batch {run.train.batch_size}, "
-        f"XLA {'on' if run.train.jit_compile else 'off'}; best of {args.repeats} timed epochs of {steps} steps "
-        f"({args.utterances} utterances) each.\n",
-        "| input | steps/s | audio s per wall s | time over the step alone | input drained alone, per batch |",
-        "| --- | ---: | ---: | ---: | ---: |",
-    ]
-    lines += [f"| {name} | {steps / s:.2f} | {audio_seconds / s:.0f}x | {s / step_alone - 1:+.1%} | "
-              f"{alone[name] * 1000:.1f} ms ({alone[name] * steps / step_alone:.1%} of a step) |"
-              for name, s in best.items()]
-    lines.append("\nTarget: the input costs at most +5% of step time.")
-    with open(args.results, "a", encoding="utf-8") as file:
-        file.write("\n".join(lines) + "\n")
-    print(f"appended to {args.results}")
+    rows = [[name, f"{steps / s:.2f}", f"{audio_seconds / s:.0f}x", f"{s / step_alone - 1:+.1%}",
+             f"{alone[name] * 1000:.1f} ms ({alone[name] * steps / step_alone:.1%} of a step)"]
+            for name, s in best.items()]
+    append_section(args.results, "Training throughput, digits recipe model", [
+        f"Command: `.venv/bin/python benchmarks/train.py --utterances {args.utterances} --repeats {args.repeats}`",
+        f"Machine: {machine()}",
+        f"Model: {run.encoder.cell} {run.encoder.layers}x{run.encoder.units} bidirectional, subsampling "
+        f"{run.encoder.subsampling}, batch {run.train.batch_size}, XLA {'on' if run.train.jit_compile else 'off'}; "
+        f"best of {args.repeats} timed epochs of {steps} steps ({args.utterances} utterances) each.",
+        "Target: the input costs at most +5% of step time."],
+        ["input", "steps/s", "audio s per wall s", "time over the step alone", "input drained alone, per batch"],
+        rows)
 
 
 if __name__ == "__main__":

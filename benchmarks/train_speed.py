@@ -13,7 +13,6 @@ Steps/s and audio s per wall s are appended to benchmarks/RESULTS.md with the ma
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import sys
 import time
@@ -31,6 +30,7 @@ from english import DEFAULTS  # noqa: E402
 from features import RESULTS, machine  # noqa: E402
 
 from speechseq import losses, models, runfile, train  # noqa: E402
+from speechseq.benchmark import append_section  # noqa: E402
 from speechseq.text import Vocabulary  # noqa: E402
 
 # name -> settings on top of the recipe's DEFAULTS
@@ -92,24 +92,14 @@ def main() -> None:
     batch_size = prepared[next(iter(VARIANTS))][2].train.batch_size
     audio = args.steps * batch_size * args.seconds
     reference = best[next(iter(VARIANTS))]
-    rows = []
-    for name, seconds in best.items():
-        rows.append(f"| {name} | {args.steps / seconds:.2f} | {audio / seconds:.1f}x | {reference / seconds:.2f} |")
-        print(rows[-1], flush=True)
-
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [
-        f"\n### Training step speed, English recipe model and variants ({stamp})\n",
-        f"Command: `.venv/bin/python benchmarks/train_speed.py --steps {args.steps} --seconds {args.seconds:g}`  \n"
-        f"Machine: {machine()}  \nBatches: {batch_size} utterances of {args.seconds:g} s of random 80-mel "
-        f"features, 60 labels each, in memory; best of 2 passes of {args.steps} steps per variant, in turn.\n",
-        "| variant | steps/s | audio s per wall s | speed vs the recipe's model |",
-        "| --- | ---: | ---: | ---: |",
-        *rows,
-    ]
-    with open(args.results, "a", encoding="utf-8") as file:
-        file.write("\n".join(lines) + "\n")
-    print(f"appended to {args.results}")
+    rows = [[name, f"{args.steps / seconds:.2f}", f"{audio / seconds:.1f}x", f"{reference / seconds:.2f}"]
+            for name, seconds in best.items()]
+    append_section(args.results, "Training step speed, English recipe model and variants", [
+        f"Command: `.venv/bin/python benchmarks/train_speed.py --steps {args.steps} --seconds {args.seconds:g}`",
+        f"Machine: {machine()}",
+        f"Batches: {batch_size} utterances of {args.seconds:g} s of random 80-mel features, 60 labels each, "
+        f"in memory; best of 2 passes of {args.steps} steps per variant, in turn."],
+        ["variant", "steps/s", "audio s per wall s", "speed vs the recipe's model"], rows)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ benchmarks/transcribe_rtf.png (or `--plot`).
 from __future__ import annotations
 
 import argparse
-import datetime
 import itertools
 import os
 import subprocess
@@ -35,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from features import RESULTS, machine  # noqa: E402
 
 from speechseq import audio, corpora, derived, plots  # noqa: E402
+from speechseq.benchmark import append_section  # noqa: E402
 from speechseq.derived import DigitSequenceOptions  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,24 +96,15 @@ def main() -> None:
             long_points.append((seconds, wall, rss))
             path.unlink()
 
-    lines = [
-        "",
-        f"### Transcription, {datetime.date.today().isoformat()}",
-        "",
+    append_section(args.results, "Transcription", [
         f"Command: `.venv/bin/python benchmarks/transcribe.py --minutes {' '.join(f'{m:g}' for m in args.minutes)} "
-        f"--short-files {args.short_files}`  \nMachine: {machine()}  \n"
-        f"Model: {MODEL.relative_to(ROOT)} (greedy decoding in the graph, 30 s windows, 4 s overlap, batch 8)  \n"
-        f"Start-up (import, model load, one 0.4 s clip): {startup:.1f} s",
-        "",
-        "| case | audio | wall | real-time factor | peak RSS |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for name, seconds, wall, rss in rows:
-        lines.append(f"| {name} | {seconds / 60:.1f} min | {wall:.1f} s | {wall / seconds:.4f} | {rss:.0f} MB |")
-        print(lines[-1])
-    with open(args.results, "a", encoding="utf-8") as file:
-        file.write("\n".join(lines) + "\n")
-    print(f"appended to {args.results}")
+        f"--short-files {args.short_files}`",
+        f"Machine: {machine()}",
+        f"Model: {MODEL.relative_to(ROOT)} (greedy decoding in the graph, 30 s windows, 4 s overlap, batch 8)",
+        f"Start-up (import, model load, one 0.4 s clip): {startup:.1f} s"],
+        ["case", "audio", "wall", "real-time factor", "peak RSS"],
+        [[name, f"{seconds / 60:.1f} min", f"{wall:.1f} s", f"{wall / seconds:.4f}", f"{rss:.0f} MB"]
+         for name, seconds, wall, rss in rows])
     # Short files are one point (their total length); the long files show the trend.
     _, short_seconds, short_wall, short_rss = rows[0]
     series = {rows[0][0]: [(short_seconds, short_wall, short_rss)], "one long file each": long_points}
