@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     if args.prepare_only:
         return None
 
-    from speechseq import finetune, runfile, train
+    from speechseq import runfile, train
 
     settings = DEFAULTS + [f"data.train={corpus['train']}", f"data.dev={corpus['dev']}"] + args.set
     run = runfile.load(None, settings, args.out)
@@ -348,7 +348,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     else:
         print(f"training in {args.out}; if it is interrupted, the same command resumes it", flush=True)
         # From a trained model's weights when init_from names one (finetune's starting model).
-        train.fit(run, build_model=finetune.starting_model if run.train.init_from else None)
+        train.fit(run)
     minutes = (time.perf_counter() - started) / 60
     timing = {"scored_without_training": True} if args.score_only else {"training_minutes_this_session": round(minutes, 1)}
     results = timing | score(args.out, corpus, groups)

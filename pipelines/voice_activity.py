@@ -221,7 +221,7 @@ def main() -> None:
         settings |= finetune.starting_settings(args.start_from)
     run = runfile.load(None, settings | runfile.as_mapping(args.set), args.out)
     started = time.perf_counter()
-    train.fit(run, build_model=finetune.starting_model if run.train.init_from else None)
+    train.fit(run)
     results = {"training_minutes_this_session": round((time.perf_counter() - started) / 60, 1)}
 
     # Scored through an export: the frames and segments `speechseq tag` gives.

@@ -53,8 +53,8 @@ class TrainConfig:
     class_weights: str = ""  # frames task: "balanced" or "" (all 1)
     distribution: str = "auto"  # "auto", "one" (default device), "mirrored" (local devices), "multiworker"
     seed: int = 0  # weights, shuffling and augmentation
-    init_from: str = ""  # fine-tuning: start from this run, .keras file or export (see `finetune`)
-    freeze: str = ""  # fine-tuning: layers kept as they are, e.g. "front,encoder:2" (see `finetune`)
+    init_from: str = ""  # start from this run, .keras file or export's weights (see `starting`)
+    freeze: str = ""  # with init_from: layers kept as they are, e.g. "front,encoder:2" (see `starting`)
 
     def noise(self) -> data.AddNoise | None:
         """The waveform noise these settings ask for, or None."""

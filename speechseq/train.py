@@ -36,7 +36,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from speechseq import corpora, data, evaluate, losses, metrics, models, multiworker
+from speechseq import corpora, data, evaluate, losses, metrics, models, multiworker, starting
 from speechseq.distribution import Placement, choose_strategy
 from speechseq.settings import DataConfig, Run, TrainConfig
 from speechseq.backup import backup_and_restore, restore_only
@@ -273,8 +273,9 @@ def fit(run: Run, verbose: int | None = None, build_model: Callable | None = Non
     `strategy`: made by `choose_strategy(run.train.distribution)` when not given (make it
     once per process). `verbose`: Keras' 1 (progress bar) or 2 (a line per epoch); by
     default the bar on a terminal and lines otherwise (logs, CI). `build_model(run,
-    classes)` makes the starting model instead of a freshly initialised one (fine-tuning);
-    it runs inside the strategy's scope, before any saved progress is restored.
+    classes)` makes the starting model instead of a freshly initialised one; by default a
+    run with `train.init_from` starts from that model (`starting.starting_model`). It runs
+    inside the strategy's scope, before any saved progress is restored.
     """
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
@@ -286,6 +287,11 @@ def fit(run: Run, verbose: int | None = None, build_model: Callable | None = Non
     if finished.exists():
         log.warning("%s is finished already: its model is %s", run.directory, finished)
         return models.load_model(finished)
+    if build_model is None and run.train.init_from:
+        build_model = starting.starting_model
+    elif build_model is None and run.train.freeze:
+        raise SpeechseqError(f"train.freeze={run.train.freeze!r} needs train.init_from: the layers it names "
+                             "would stay at their random initial weights")
     keras.utils.set_random_seed(run.train.seed)
     task = TASK_KINDS[run.train.task]
     prepared = prepare_data(run, write=placement.chief)

@@ -139,6 +139,35 @@ def test_an_interrupted_fine_tune_resumes_and_reports_before_and_after(lucas, tm
     assert "WER before" in capsys.readouterr().out
 
 
+def test_speechseq_train_starts_from_train_init_from(lucas, tmp_path, capsys):
+    """A run file naming `train.init_from` trains on from those weights (the frozen encoder
+    stays the source's exactly), and `train.freeze` without it is refused, not ignored."""
+    source_version = resolve_version(ROOT / "saved_models" / "digits" / "4")
+    source = export.load_trained(source_version)
+    settings = finetune.starting_settings(source_version) | {
+        "data.train": str(lucas["train"]), "data.vocabulary": str(source.folder / "vocabulary.json"),
+        "train.freeze": "front,encoder", "train.epochs": 1, "train.steps_per_epoch": 2, "train.batch_size": 6,
+        "train.jit_compile": False}
+    sections: dict = {}
+    for key, value in settings.items():
+        section, name = key.split(".", 1)
+        sections.setdefault(section, {})[name] = value
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps(sections))
+    assert cli.main(["train", "--config", str(config), "--out", str(tmp_path / "run")]) == 0
+    trained = models.load_model(tmp_path / "run" / "model.keras")
+    for name in ("front", "encoder_0", "encoder_1"):
+        for theirs, ours in zip(source.model.get_layer(name).get_weights(), trained.get_layer(name).get_weights()):
+            assert np.array_equal(theirs, ours), name
+    assert not np.array_equal(source.model.get_layer("ctc_logits").get_weights()[0],
+                              trained.get_layer("ctc_logits").get_weights()[0])  # and the head trained
+
+    capsys.readouterr()
+    assert cli.main(["train", "--set", f"data.train={lucas['train']}", "--set", "train.freeze=encoder",
+                     "--out", str(tmp_path / "fresh")]) == 2
+    assert "train.freeze='encoder' needs train.init_from" in capsys.readouterr().err
+
+
 def test_a_frame_tagger_starts_from_a_recogniser_s_encoder(lucas, tmp_path):
     source_version = resolve_version(ROOT / "saved_models" / "digits" / "4")  # the small one: quick
     source = export.load_trained(source_version)
@@ -154,7 +183,7 @@ def test_a_frame_tagger_starts_from_a_recogniser_s_encoder(lucas, tmp_path):
         if layer.weights and layer.name != "ctc_logits":  # the front end and encoder come over whole
             for theirs, ours in zip(layer.get_weights(), start.get_layer(layer.name).get_weights()):
                 assert np.array_equal(theirs, ours), layer.name
-    tagger = train.fit(run, verbose=0, build_model=finetune.starting_model)  # and it trains as a tagger: one probability row per 10 ms frame
+    tagger = train.fit(run, verbose=0)  # from train.init_from, and as a tagger: one probability row per 10 ms frame
     clip = corpora.read_manifest(lucas["dev"])[0]
     frames, lengths = features.feature_layer(run.features)(audio.load(clip.audio)[np.newaxis],
                                                            np.array([round(clip.duration * 16000)]))
