@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from conftest import DATA
 from speechseq import corpora
+from speechseq.text import Vocabulary
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEECHOCEAN = DATA / "speechocean762" / "manifest.jsonl"
@@ -78,3 +80,14 @@ def test_roomy_digits_are_one_more_pass_of_the_training_takes_only(english, tmp_
     assert sum(len(u.segments) for u in roomy) == len(training_clips)  # each training take once, no other
     assert english.FSDD_HELD_OUT not in {u.speaker for u in roomy}
     assert max(len(u.segments) for u in roomy) == 4 and min(u.segments[0].start for u in roomy) >= 0.05
+
+
+def test_dictionary_strings_are_plain_words_drawn_by_their_frequency(english):
+    strings = english.dictionary_sentences(300)
+    assert strings == english.dictionary_sentences(300)  # the same strings every build
+    assert all(4 <= len(s.split()) <= 10 for s in strings)
+    words = Counter(w for s in strings for w in s.split())
+    vocabulary = Vocabulary()
+    assert all(vocabulary.encode(word) for word in words)  # nothing the recogniser cannot spell
+    assert words.most_common(1)[0][0] in ("the", "of", "and", "to", "a", "in")  # frequent words more often
+    assert len(words) > 0.6 * sum(words.values())  # flattened: mostly different words, not "the the of"
