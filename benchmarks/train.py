@@ -104,11 +104,6 @@ def main() -> None:
     # The caches are warm: these are the epoch-2-on costs (epoch 1's for the uncached one).
     alone = {name: min(drained(dataset, steps) for _ in range(args.repeats)) / steps
              for name, dataset in inputs.items()}
-    for name, seconds in best.items():
-        print(f"{name}: {steps / seconds:.2f} steps/s, {audio_seconds / seconds:.0f}x real time, "
-              f"{seconds / step_alone - 1:+.1%}; alone {alone[name] * 1000:.1f} ms per batch "
-              f"({alone[name] * steps / step_alone:.1%} of a step)")
-
     rows = [[name, f"{steps / s:.2f}", f"{audio_seconds / s:.0f}x", f"{s / step_alone - 1:+.1%}",
              f"{alone[name] * 1000:.1f} ms ({alone[name] * steps / step_alone:.1%} of a step)"]
             for name, s in best.items()]
