@@ -67,11 +67,12 @@ def main() -> None:
              if u.speaker in held_out]
     clips = clips[:: max(1, len(clips) // args.clips)][: args.clips]
     files: dict[str, list[tuple]] = {name: [] for name in NEIGHBOURS}
-    pauses = 0
+    segments = pauses = 0
     for clip in clips:
         samples = audio.load(clip.audio)
         count = int(len(samples) / audio.SAMPLE_RATE / HOP)
         reference = labelled(samples, RECIPE)
+        segments += len(reference)
         pauses += max(0, len(reference) - 1)
         for name, change in NEIGHBOURS.items():
             other = labelled(samples, RECIPE | change)
@@ -81,7 +82,6 @@ def main() -> None:
         speech_f1 = metrics.tagging_scores(scored, 2).per_class_f1[1]
         near, far = (metrics.tagging_scores(scored, 2, collar).segment_f1 for collar in (0.1, 0.2))
         rows.append([name, f"{speech_f1:.3f}", f"{near:.3f}", f"{far:.3f}"])
-    segments = sum(len(reference) for _, _, reference, _ in files[next(iter(NEIGHBOURS))])
     append_section(args.results, "Voice-activity labels against labels: neighbouring rules on the same clips", [
         f"Command: `.venv/bin/python benchmarks/vad_label_rules.py --clips {args.clips}`",
         f"Machine: {machine()}",

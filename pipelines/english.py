@@ -399,7 +399,7 @@ def main(argv: list[str] | None = None) -> dict | None:
               "minus --score-only", flush=True)
     else:
         print(f"training in {args.out}; if it is interrupted, the same command resumes it", flush=True)
-        # From a trained model's weights when init_from names one (finetune's starting model).
+        # From a trained model's weights when init_from names one (starting.starting_model).
         train.fit(run)
     minutes = (time.perf_counter() - started) / 60
     timing = {"scored_without_training": True} if args.score_only else {"training_minutes_this_session": round(minutes, 1)}

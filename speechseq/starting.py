@@ -48,8 +48,8 @@ def starting_settings(source: str | Path) -> dict:
 
 
 def starting_model(run: Run, classes: Vocabulary) -> keras.Model:
-    """`train.fit`'s `build_model` for fine-tuning: the source model, re-headed for
-    `classes` if they differ from its vocabulary, with the chosen layers frozen."""
+    """The model a run with `train.init_from` starts from (`train.fit` builds it so): the
+    source model, re-headed for `classes` if they differ from its own, the chosen layers frozen."""
     source = export.load_trained(run.train.init_from)
     _check_same_front(run, source)
     model = source.model
@@ -78,7 +78,7 @@ def _check_same_front(run: Run, source) -> None:
                   if key in source.settings["model"] and encoder[key] != source.settings["model"][key]]
     if different:
         raise SpeechseqError(f"{run.train.init_from}: the run's settings differ from the model it starts from in "
-                             f"{', '.join(different)}; use the source's (finetune.inherited_settings)")
+                             f"{', '.join(different)}; use the source's (starting.inherited_settings)")
 
 
 def with_frame_head(model: keras.Model, tags: TagSet, encoder, feature_dim: int) -> keras.Model:
