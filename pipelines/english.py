@@ -40,6 +40,12 @@ Training data, all read English:
   than its 2,975 training prompts hold, which it otherwise learns by heart (Kathleen's
   training takes read at 2.3% CER, her held-out prompts at 27%; 18% of their words are in no
   training prompt).
+- `--spliced-kathleen N` (off by default) adds N utterances of Kathleen's own words in new
+  orders: her training takes cut at word boundaries found by forced alignment with
+  `--splice-model` (default saved_models/english-read, which trained on those takes and reads
+  them at 2.3% CER) and joined again as 3-6 runs of 1-3 consecutive words from different takes
+  (`speechseq.splicing`). Her voice without her prompts' sentences to learn by heart. Only her
+  training takes are cut: dev and held-out prompts stay whole and unseen.
 - `--set train.init_from=saved_models/english-read/3` starts from a trained model's weights
   (an export, a run or a .keras file, as `speechseq finetune`) instead of from scratch.
 
@@ -75,7 +81,7 @@ import numpy as np
 
 # Only the light modules here: --prepare-only and tests/test_english_recipe.py import this
 # file without loading TensorFlow (evaluate, metrics, runfile and train import it, in main).
-from speechseq import corpora, derived, synth
+from speechseq import corpora, derived, splicing, synth
 from speechseq.derived import DigitSequenceOptions
 from speechseq.files import write_text
 
@@ -242,6 +248,24 @@ def dictionary_sentences(count: int, seed: int = 2) -> list[str]:
     return [" ".join(rng.choice(words, size=length, p=weights)) for length in lengths]
 
 
+def spliced_kathleen(takes: list[corpora.Utterance], count: int, model: str) -> list[corpora.Utterance]:
+    """`count` utterances of Kathleen's words from `takes` in new orders, cut where `model`'s
+    forced alignment puts the words' boundaries; kept under work/english/kathleen-spliced."""
+    from speechseq.published import resolve_version
+    from speechseq.transcribe import Transcriber, TranscriberOptions
+
+    version = resolve_version(model)
+    name = f"{version.parent.name}-{version.name}"
+    manifest = WORK / "kathleen-spliced" / f"{name}-{count}.jsonl"
+    if manifest.exists():  # the same takes, model and count always make the same utterances
+        return corpora.read_manifest(manifest)
+    pieces = splicing.word_pieces(Transcriber(version, TranscriberOptions(shipped_decoding=False)), takes)
+    print(f"spliced Kathleen: {len(pieces)} of {len(takes)} training takes aligned by {version}", flush=True)
+    made = splicing.spliced_utterances(pieces, WORK / "kathleen-spliced" / name, count)
+    corpora.write_manifest(made, manifest)
+    return made
+
+
 def cut_tight(utterances: list[corpora.Utterance], share: float) -> list[corpora.Utterance]:
     """`utterances` with a random `share` of them replaced by copies cut to their sound."""
     chosen = set(random.Random(0).sample(range(len(utterances)), round(share * len(utterances))))
@@ -250,7 +274,7 @@ def cut_tight(utterances: list[corpora.Utterance], share: float) -> list[corpora
 
 
 def build(synthetic_voices: int, speed: list[float], tight: float = 0.0, roomy: bool = False,
-          dictionary: int = 0) -> dict:
+          dictionary: int = 0, spliced: int = 0, splice_model: str = str(ROOT / "saved_models" / "english-read")) -> dict:
     """Sources' splits, the training and dev manifests, the test sets."""
     sources = {
         "speechocean762": split_by_speaker(corpora.read_manifest(SPEECHOCEAN)),
@@ -275,8 +299,11 @@ def build(synthetic_voices: int, speed: list[float], tight: float = 0.0, roomy: 
             raise SystemExit("--dictionary-sentences are read by the eSpeak voices: --synthetic-voices must be over 0")
         extra["eSpeak dictionary strings"] = synthetic(dictionary_sentences(dictionary), synthetic_voices)
         training += extra["eSpeak dictionary strings"]
+    if spliced:
+        extra["Kathleen's words spliced"] = spliced_kathleen(sources["kathleen"]["train"], spliced, splice_model)
+        training += extra["Kathleen's words spliced"]
     suffix = ("".join(f"-sp{f:g}" for f in speed) + (f"-tight{tight:g}" if tight else "") + ("-roomy" if roomy else "")
-              + (f"-espeak{synthetic_voices}" if synthetic_voices else "") + (f"-dict{dictionary}" if dictionary else ""))
+              + (f"-espeak{synthetic_voices}" if synthetic_voices else "") + (f"-dict{dictionary}" if dictionary else "") + (f"-spliced{spliced}" if spliced else ""))
     tests = {
         "speechocean762 held-out speakers": sources["speechocean762"]["test"],
         "kathleen held-out prompts": sources["kathleen"]["test"],
@@ -371,6 +398,10 @@ def main(argv: list[str] | None = None) -> dict | None:
                         help="one more pass of FSDD's training clips with random edges and a faint noise floor")
     parser.add_argument("--dictionary-sentences", type=int, default=0,
                         help="strings of dictionary words for the eSpeak voices to read (the peers extra)")
+    parser.add_argument("--spliced-kathleen", type=int, default=0,
+                        help="utterances of Kathleen's training words spliced in new orders")
+    parser.add_argument("--splice-model", default=str(ROOT / "saved_models" / "english-read"),
+                        help="CTC export whose forced alignment finds the words to splice")
     parser.add_argument("--prepare-only", action="store_true", help="build the manifests, print the split, exit")
     parser.add_argument("--score-only", action="store_true",
                         help="score the run's best model as it stands (a run stopped early), without training")
@@ -382,7 +413,8 @@ def main(argv: list[str] | None = None) -> dict | None:
               "the listed speakers are held out as written")
     if not 0 <= args.tight <= 1:
         parser.error(f"--tight is a share in [0, 1], got {args.tight}")
-    corpus = build(args.synthetic_voices, args.speed, args.tight, args.roomy_digits, args.dictionary_sentences)
+    corpus = build(args.synthetic_voices, args.speed, args.tight, args.roomy_digits, args.dictionary_sentences,
+                   args.spliced_kathleen, args.splice_model)
     print(describe(corpus, groups), flush=True)
     if args.prepare_only:
         return None

@@ -91,3 +91,21 @@ def test_dictionary_strings_are_plain_words_drawn_by_their_frequency(english):
     assert all(vocabulary.encode(word) for word in words)  # nothing the recogniser cannot spell
     assert words.most_common(1)[0][0] in ("the", "of", "and", "to", "a", "in")  # frequent words more often
     assert len(words) > 0.6 * sum(words.values())  # flattened: mostly different words, not "the the of"
+
+
+def test_spliced_kathleen_uses_her_training_words_only_and_is_built_once(english, kathleen_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(english, "WORK", tmp_path)
+    split = english.split_by_prompt(corpora.transcribed_folder(kathleen_dir, speaker="kathleen"))
+    takes = split["train"][:8]
+    model = str(ROOT / "saved_models" / "english-read" / "5")
+    spliced = english.spliced_kathleen(takes, 6, model)
+    vocabulary = Vocabulary()
+    training_words = {w for u in takes for w in vocabulary.normalize(u.text).split()}
+    assert len(spliced) == 6 and all(set(u.text.split()) <= training_words for u in spliced)
+    assert all(u.audio.parent == tmp_path / "kathleen-spliced" / "english-read-5" for u in spliced)
+
+    def realign(*_):
+        raise AssertionError("aligned again although the manifest was there")
+    monkeypatch.setattr(english.splicing, "word_pieces", realign)
+    again = english.spliced_kathleen(takes, 6, model)
+    assert [(u.audio, u.text) for u in again] == [(u.audio, u.text) for u in spliced]
