@@ -46,6 +46,9 @@ Training data, all read English:
   them at 2.3% CER) and joined again as 3-6 runs of 1-3 consecutive words from different takes
   (`speechseq.splicing`). Her voice without her prompts' sentences to learn by heart. Only her
   training takes are cut: dev and held-out prompts stay whole and unseen.
+- `--general-words N` writes work/english/general-words-N.txt: the N words of PocketSphinx's
+  en-us dictionary most frequent in its general LM (the `peers` extra), for `speechseq export
+  --lm-words`, so the shipped LM knows them beside the training prompts' 2,945 word types.
 - `--set train.init_from=saved_models/english-read/3` starts from a trained model's weights
   (an export, a run or a .keras file, as `speechseq finetune`) instead of from scratch.
 
@@ -266,6 +269,15 @@ def spliced_kathleen(takes: list[corpora.Utterance], count: int, model: str) -> 
     return made
 
 
+def general_words(count: int) -> Path:
+    """A file of the `count` words of `dictionary_words` that its LM finds most frequent, for
+    `speechseq export --lm-words` (the shipped LM then knows them beside the training prompts)."""
+    words, weights = dictionary_words()
+    path = WORK / f"general-words-{count}.txt"
+    write_text(path, "\n".join(words[i] for i in np.argsort(-weights, kind="stable")[:count]) + "\n")
+    return path
+
+
 def cut_tight(utterances: list[corpora.Utterance], share: float) -> list[corpora.Utterance]:
     """`utterances` with a random `share` of them replaced by copies cut to their sound."""
     chosen = set(random.Random(0).sample(range(len(utterances)), round(share * len(utterances))))
@@ -402,6 +414,9 @@ def main(argv: list[str] | None = None) -> dict | None:
                         help="utterances of Kathleen's training words spliced in new orders")
     parser.add_argument("--splice-model", default=str(ROOT / "saved_models" / "english-read"),
                         help="CTC export whose forced alignment finds the words to splice")
+    parser.add_argument("--general-words", type=int, default=0,
+                        help="also write work/english/general-words-N.txt, the N most frequent words of "
+                        "PocketSphinx's en-us dictionary, for `speechseq export --lm-words` (the peers extra)")
     parser.add_argument("--prepare-only", action="store_true", help="build the manifests, print the split, exit")
     parser.add_argument("--score-only", action="store_true",
                         help="score the run's best model as it stands (a run stopped early), without training")
@@ -416,6 +431,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     corpus = build(args.synthetic_voices, args.speed, args.tight, args.roomy_digits, args.dictionary_sentences,
                    args.spliced_kathleen, args.splice_model)
     print(describe(corpus, groups), flush=True)
+    if args.general_words:
+        print(f"general words for the LM: {general_words(args.general_words)}")
     if args.prepare_only:
         return None
 

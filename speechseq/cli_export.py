@@ -30,6 +30,10 @@ def add_export(commands) -> None:
     export.add_argument("--lm-order", type=int, default=3, help="with --lm-from: the n of the n-grams")
     export.add_argument("--tune-lm", type=Path, metavar="DEV.jsonl",
                         help="with --lm-from: pick its weights (alpha, beta) on these utterances")
+    export.add_argument("--lm-words", type=Path, metavar="WORDS.txt",
+                        help="with --lm-from: words (one per line) the model knows beyond its texts, each seen once")
+    export.add_argument("--lm-beam", type=int,
+                        help="with --lm-from: beams the shipped search keeps and is tuned with (default 32)")
     export.set_defaults(run=cmd_export)
 
 
@@ -41,6 +45,12 @@ def cmd_export(args) -> int:
         raise SpeechseqError("--tune-grammar tunes the weights of --grammar: give the word list too")
     if args.tune_lm and not args.lm_from:
         raise SpeechseqError("--tune-lm tunes the weights of --lm-from: give the texts too")
+    if (args.lm_words or args.lm_beam is not None) and not args.lm_from:
+        raise SpeechseqError("--lm-words and --lm-beam shape the model of --lm-from: give the texts too")
+    if args.lm_beam is not None and args.lm_beam < 1:
+        raise SpeechseqError(f"--lm-beam must be at least 1, got {args.lm_beam}")
+    if args.lm_words and not args.lm_words.is_file():
+        raise SpeechseqError(f"{args.lm_words}: no such word list")
     if args.grammar and args.lm_from:
         raise SpeechseqError("ship --grammar (a closed word list) or --lm-from (an open n-gram model), not both")
     trained = export.load_trained(args.model)
@@ -124,22 +134,28 @@ def _ship_language_model(args, trained, staging: Path, checked: dict) -> None:
     from speechseq.decoding import BeamOptions
 
     source = args.lm_from
+    beams = args.lm_beam or BeamOptions.beam_width
     if source.suffix == ".jsonl":
         texts = [trained.classes.normalize(u.text) for u in corpora.read_manifest(source)]
     else:
         texts = [trained.classes.normalize(line) for line in _read_text(source).splitlines()]
     texts = list(dict.fromkeys(t for t in texts if t))  # each sentence once: takes of one prompt are one text
-    arpa = language_model.build_arpa(texts, staging / "lm-building.arpa", order=args.lm_order)
+    arpa = language_model.build_arpa(texts, staging / "lm-building.arpa", order=args.lm_order, words=args.lm_words)
     about = {"built_from": source.name, "sentences": len(texts), "order": args.lm_order,
              "estimate": "arpabo, Kneser-Ney back-off"}
+    built = f"language model: order {args.lm_order} from {len(texts)} sentences"
+    if args.lm_words:
+        extra = _read_text(args.lm_words).split()
+        about |= {"words_from": args.lm_words.name, "words_added": len(set(extra))}
+        built += f" and {len(set(extra))} listed words"
     if args.tune_lm:
-        tuned = tuning.tune_language_model(staging, corpora.read_manifest(args.tune_lm), str(arpa))
-        options = BeamOptions(alpha=tuned.alpha, beta=tuned.beta)
+        tuned = tuning.tune_language_model(staging, corpora.read_manifest(args.tune_lm), str(arpa), beams)
+        options = BeamOptions(beam_width=beams, alpha=tuned.alpha, beta=tuned.beta)
         about |= tuned.about(args.tune_lm.name)
-        checked["decoding"] = f"language model: order {args.lm_order} from {len(texts)} sentences, " + _tuned(tuned)
+        checked["decoding"] = f"{built}, " + _tuned(tuned)
     else:
-        options = BeamOptions()
-        checked["decoding"] = f"language model: order {args.lm_order} from {len(texts)} sentences, default weights"
+        options = BeamOptions(beam_width=beams)
+        checked["decoding"] = f"{built}, default weights"
     language_model.ship(staging, arpa, options, about)
     arpa.unlink()
 

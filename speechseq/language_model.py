@@ -35,8 +35,14 @@ class LanguageModelError(SpeechseqError):
 
 
 def build_arpa(sentences: Iterable[str], path: str | os.PathLike, order: int = 3,
-               smoothing: str = "kneser_ney") -> Path:
-    """An ARPA n-gram model of `sentences` (one string each, words split at spaces)."""
+               smoothing: str = "kneser_ney", words: str | os.PathLike | None = None) -> Path:
+    """An ARPA n-gram model of `sentences` (one string each, words split at spaces).
+
+    `words`: a file of words (one per line) the model should know beyond its sentences,
+    each counted once as a unigram (arpabo's word file). Why: a model of a few thousand
+    training prompts gives every other word the unknown word's probability, so the beam
+    search respells a word it never saw as known ones; with a general vocabulary it may
+    keep it (RESULTS: "A general vocabulary in the shipped LM")."""
     from arpabo import ArpaBoLM
 
     lines = [" ".join(sentence.split()) for sentence in sentences]
@@ -45,6 +51,8 @@ def build_arpa(sentences: Iterable[str], path: str | os.PathLike, order: int = 3
         raise LanguageModelError("no words to build a language model from")
     model = ArpaBoLM(max_order=order, smoothing_method=smoothing, unicode_norm=False)
     model.read_corpus(io.StringIO("\n".join(lines) + "\n"))
+    if words is not None:
+        model.read_word_file(str(words))
     model.compute()
     written = io.StringIO()
     model.write(written)

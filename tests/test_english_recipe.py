@@ -93,6 +93,14 @@ def test_dictionary_strings_are_plain_words_drawn_by_their_frequency(english):
     assert len(words) > 0.6 * sum(words.values())  # flattened: mostly different words, not "the the of"
 
 
+def test_general_words_are_the_most_frequent_ones_first(english, tmp_path, monkeypatch):
+    monkeypatch.setattr(english, "WORK", tmp_path)
+    listed = english.general_words(2000).read_text().split()
+    assert len(listed) == len(set(listed)) == 2000
+    assert listed[0] == "the" and {"of", "and", "people", "because"} <= set(listed)
+    assert not {"zucchini", "aardvark"} & set(listed)  # rare words are past the first 2,000
+
+
 def test_spliced_kathleen_uses_her_training_words_only_and_is_built_once(english, kathleen_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(english, "WORK", tmp_path)
     split = english.split_by_prompt(corpora.transcribed_folder(kathleen_dir, speaker="kathleen"))

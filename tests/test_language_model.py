@@ -12,6 +12,7 @@ import pytest
 from speechseq import cli, corpora, language_model, metrics, tuning
 from speechseq.decoding import BeamSearch
 from speechseq.language_model import LanguageModelError, build_arpa, kenlm_layout
+from speechseq.text import Vocabulary
 from speechseq.transcribe import Transcriber, TranscriberOptions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +41,17 @@ def test_the_layout_is_kenlm_s_tabs_and_the_numbers_are_kept():
     assert "-0.3010\t<s>\t-0.2000" in lines and "-0.1000\t<s> yes" in lines
     with pytest.raises(LanguageModelError, match="no \\\\data\\\\"):
         kenlm_layout("Corpus: nothing\n")
+
+
+def test_listed_words_become_known_to_the_model_beside_its_sentences(tmp_path):
+    sentences = ["the cat sat on the mat", "the dog sat on the log"]
+    words = tmp_path / "words.txt"
+    words.write_text("zebra\nquietly\n")
+    plain = kenlm.Model(str(build_arpa(sentences, tmp_path / "plain.arpa")))
+    listed = kenlm.Model(str(build_arpa(sentences, tmp_path / "listed.arpa", words=words)))
+    assert "zebra" not in plain and "zebra" in listed and "quietly" in listed
+    assert listed.score("the zebra sat") > plain.score("the zebra sat") + 20  # no longer the unknown word's -100
+    assert listed.score("the cat sat") > listed.score("the zebra sat")  # a word once listed stays rare
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +91,32 @@ def test_an_export_ships_a_language_model_of_its_training_text_and_beam_searches
     assert isinstance(with_lm._decoder, BeamSearch)
 
 
+def test_a_word_list_in_the_shipped_model_lets_the_search_keep_words_no_training_prompt_has(
+        kathleen, tmp_path, capsys):
+    references = [Vocabulary().normalize(u.text) for u in kathleen["test"]]
+    trained_words = {w for u in corpora.read_manifest(kathleen["train"]) for w in Vocabulary().normalize(u.text).split()}
+    new_words = sorted({w for r in references for w in r.split()} - trained_words)
+    assert len(new_words) >= 5  # held-out prompts say words that no training prompt has
+    words = tmp_path / "words.txt"
+    words.write_text("\n".join(new_words) + "\n")
+    runs = {}
+    for name, extra in {"texts": [], "texts and words": ["--lm-words", str(words), "--lm-beam", "64"]}.items():
+        out = tmp_path / name.replace(" ", "-")
+        assert cli.main(["export", str(SENTENCES), "--out", str(out), "--lm-from", str(kathleen["train"]),
+                         "--samples", str(kathleen["dev"][0].audio), *extra]) == 0
+        runs[name] = Transcriber(out)
+    settings = json.loads((tmp_path / "texts-and-words" / "1" / "assets" / "lm.json").read_text())
+    assert settings["beam_width"] == 64 and settings["words_added"] == len(new_words)
+    assert "and %d listed words" % len(new_words) in capsys.readouterr().out
+    files = [u.audio for u in kathleen["test"]]
+    heard = {name: [r.text for r in t.transcribe_files(files)] for name, t in runs.items()}
+    kept = {name: sum(w in set(h.split()) for h, r in zip(texts, references) for w in set(r.split()) & set(new_words))
+            for name, texts in heard.items()}
+    assert kept["texts"] == 0  # a model of the training texts alone never spells them
+    assert kept["texts and words"] >= 2, heard
+    assert metrics.word_error_rate(references, heard["texts and words"]) < metrics.word_error_rate(references, heard["texts"])
+
+
 def test_bad_language_model_requests_are_refused(tmp_path, capsys):
     clip = str(ROOT / "samples" / "countdown.wav")
     out = str(tmp_path / "x")
@@ -86,4 +124,10 @@ def test_bad_language_model_requests_are_refused(tmp_path, capsys):
     assert "give the texts too" in capsys.readouterr().err
     assert cli.main(["export", str(SENTENCES), "--out", out, "--lm-from", clip, "--samples", clip]) == 2
     assert "not a UTF-8 text file" in capsys.readouterr().err
+    assert cli.main(["export", str(SENTENCES), "--out", out, "--lm-words", clip]) == 2
+    assert "shape the model of --lm-from" in capsys.readouterr().err
+    assert cli.main(["export", str(SENTENCES), "--out", out, "--lm-from", clip, "--lm-words", "nowhere.txt"]) == 2
+    assert "nowhere.txt: no such word list" in capsys.readouterr().err
+    assert cli.main(["export", str(SENTENCES), "--out", out, "--lm-from", clip, "--lm-beam", "0"]) == 2
+    assert "--lm-beam must be at least 1" in capsys.readouterr().err
     assert not (tmp_path / "x" / "1").exists()
