@@ -49,7 +49,7 @@ Training data, all read English:
 - `--general-words N` writes work/english/general-words-N.txt: the N words of PocketSphinx's
   en-us dictionary most frequent in its general LM (the `peers` extra), for `speechseq export
   --lm-words`, so the shipped LM knows them beside the training prompts' 2,945 word types.
-- `--set train.init_from=saved_models/english-read/3` starts from a trained model's weights
+- `--set train.init_from=saved_models/english-read/5` starts from a trained model's weights
   (an export, a run or a .keras file, as `speechseq finetune`) instead of from scratch.
 
 Vocabulary: the default one (space, a-z, apostrophe; digits as words). The speechocean
