@@ -49,8 +49,7 @@ def cmd_export(args) -> int:
         raise SpeechseqError("--lm-words and --lm-beam shape the model of --lm-from: give the texts too")
     if args.lm_beam is not None and args.lm_beam < 1:
         raise SpeechseqError(f"--lm-beam must be at least 1, got {args.lm_beam}")
-    if args.lm_words and not args.lm_words.is_file():
-        raise SpeechseqError(f"{args.lm_words}: no such word list")
+    listed_words = _word_list(args.lm_words) if args.lm_words else []
     if args.grammar and args.lm_from:
         raise SpeechseqError("ship --grammar (a closed word list) or --lm-from (an open n-gram model), not both")
     trained = export.load_trained(args.model)
@@ -66,7 +65,7 @@ def cmd_export(args) -> int:
             _ship_grammar(args, trained, staging, checked)
             export.save_graph(trained, staging)
         if args.lm_from:
-            _ship_language_model(args, trained, staging, checked)
+            _ship_language_model(args, trained, staging, checked, listed_words)
         files = [str(p) for p in audio.find_audio(*args.samples)] if args.samples else _sample_files(trained)
         wavs = [p for p in files if p.lower().endswith(".wav")][:4]
         examples = _warmup_examples(trained, files[:1], wavs[:1])
@@ -128,8 +127,9 @@ def _ship_grammar(args, trained, staging: Path, checked: dict) -> None:
     checked["decoding"] = f"grammar: {len(words.words)} words from {args.grammar.name}, " + _tuned(tuned)
 
 
-def _ship_language_model(args, trained, staging: Path, checked: dict) -> None:
-    """--lm-from (and --tune-lm): an n-gram model of these texts, for beam search by default."""
+def _ship_language_model(args, trained, staging: Path, checked: dict, listed_words: list[str]) -> None:
+    """--lm-from (and --tune-lm, --lm-words): an n-gram model of these texts (knowing the
+    listed words too), for beam search by default."""
     from speechseq import language_model, tuning
     from speechseq.decoding import BeamOptions
 
@@ -140,14 +140,18 @@ def _ship_language_model(args, trained, staging: Path, checked: dict) -> None:
     else:
         texts = [trained.classes.normalize(line) for line in _read_text(source).splitlines()]
     texts = list(dict.fromkeys(t for t in texts if t))  # each sentence once: takes of one prompt are one text
-    arpa = language_model.build_arpa(texts, staging / "lm-building.arpa", order=args.lm_order, words=args.lm_words)
+    # Spelt as the texts are (the vocabulary's normalisation), or a listed word could never match.
+    listed_words = list(dict.fromkeys(w for word in listed_words for w in trained.classes.normalize(word).split()))
+    arpa = language_model.build_arpa(texts, staging / "lm-building.arpa", order=args.lm_order, words=listed_words)
     about = {"built_from": source.name, "sentences": len(texts), "order": args.lm_order,
              "estimate": "arpabo, Kneser-Ney back-off"}
     built = f"language model: order {args.lm_order} from {len(texts)} sentences"
-    if args.lm_words:
-        extra = _read_text(args.lm_words).split()
-        about |= {"words_from": args.lm_words.name, "words_added": len(set(extra))}
-        built += f" and {len(set(extra))} listed words"
+    if listed_words:
+        # Listed words the texts already have change nothing: the card counts those that are new.
+        known = {word for sentence in texts for word in sentence.split()}
+        new = sum(word not in known for word in listed_words)
+        about |= {"words_from": args.lm_words.name, "words_listed": len(listed_words), "words_new": new}
+        built += f" and {len(listed_words)} listed words ({new} not in them)"
     if args.tune_lm:
         tuned = tuning.tune_language_model(staging, corpora.read_manifest(args.tune_lm), str(arpa), beams)
         options = BeamOptions(beam_width=beams, alpha=tuned.alpha, beta=tuned.beta)
@@ -163,6 +167,19 @@ def _ship_language_model(args, trained, staging: Path, checked: dict) -> None:
 def _tuned(tuned) -> str:
     return (f"weights tuned on {tuned.utterances} dev utterances ({tuned.candidates} candidates): alpha "
             f"{tuned.alpha:g}, beta {tuned.beta:g}; dev WER greedy {tuned.dev_greedy['wer']:.2%} -> {tuned.dev['wer']:.2%}")
+
+
+def _word_list(path: Path) -> list[str]:
+    """--lm-words: one word per line, read and checked before any model is loaded; each once."""
+    if not path.is_file():
+        raise SpeechseqError(f"{path}: no such word list")
+    words = [line.strip() for line in _read_text(path).splitlines()]
+    if any(len(word.split()) > 1 for word in words):
+        raise SpeechseqError(f"{path}: a word list has one word per line (a line holds several)")
+    words = list(dict.fromkeys(word for word in words if word))
+    if not words:
+        raise SpeechseqError(f"{path}: the word list has no words")
+    return words
 
 
 def _read_text(path: Path) -> str:

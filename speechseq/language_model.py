@@ -35,11 +35,11 @@ class LanguageModelError(SpeechseqError):
 
 
 def build_arpa(sentences: Iterable[str], path: str | os.PathLike, order: int = 3,
-               smoothing: str = "kneser_ney", words: str | os.PathLike | None = None) -> Path:
+               smoothing: str = "kneser_ney", words: Iterable[str] = ()) -> Path:
     """An ARPA n-gram model of `sentences` (one string each, words split at spaces).
 
-    `words`: a file of words (one per line) the model should know beyond its sentences,
-    each counted once as a unigram (arpabo's word file). Why: a model of a few thousand
+    `words`: words the model should know beyond its sentences, each one not in them
+    counted once as a unigram (arpabo's word file). Why: a model of a few thousand
     training prompts gives every other word the unknown word's probability, so the beam
     search respells a word it never saw as known ones; with a general vocabulary it may
     keep it (RESULTS: "A general vocabulary in the shipped LM")."""
@@ -51,8 +51,15 @@ def build_arpa(sentences: Iterable[str], path: str | os.PathLike, order: int = 3
         raise LanguageModelError("no words to build a language model from")
     model = ArpaBoLM(max_order=order, smoothing_method=smoothing, unicode_norm=False)
     model.read_corpus(io.StringIO("\n".join(lines) + "\n"))
-    if words is not None:
-        model.read_word_file(str(words))
+    words = [word for word in words if word]
+    if words:
+        # arpabo reads listed words from a file only: hand it one beside the output.
+        listed = Path(path).with_name(f".{Path(path).name}.words")
+        listed.write_text("\n".join(words) + "\n", encoding="utf-8")
+        try:
+            model.read_word_file(str(listed))
+        finally:
+            listed.unlink()
     model.compute()
     written = io.StringIO()
     model.write(written)

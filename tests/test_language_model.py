@@ -98,7 +98,8 @@ def test_a_word_list_in_the_shipped_model_lets_the_search_keep_words_no_training
     new_words = sorted({w for r in references for w in r.split()} - trained_words)
     assert len(new_words) >= 5  # held-out prompts say words that no training prompt has
     words = tmp_path / "words.txt"
-    words.write_text("\n".join(new_words) + "\n")
+    known = sorted(trained_words)[:3]  # listed but already in the texts: not new
+    words.write_text("\n".join(new_words + known) + "\n")
     runs = {}
     for name, extra in {"texts": [], "texts and words": ["--lm-words", str(words), "--lm-beam", "64"]}.items():
         out = tmp_path / name.replace(" ", "-")
@@ -106,8 +107,9 @@ def test_a_word_list_in_the_shipped_model_lets_the_search_keep_words_no_training
                          "--samples", str(kathleen["dev"][0].audio), *extra]) == 0
         runs[name] = Transcriber(out)
     settings = json.loads((tmp_path / "texts-and-words" / "1" / "assets" / "lm.json").read_text())
-    assert settings["beam_width"] == 64 and settings["words_added"] == len(new_words)
-    assert "and %d listed words" % len(new_words) in capsys.readouterr().out
+    assert settings["beam_width"] == 64
+    assert settings["words_listed"] == len(new_words) + len(known) and settings["words_new"] == len(new_words)
+    assert "and %d listed words (%d not in them)" % (len(new_words) + 3, len(new_words)) in capsys.readouterr().out
     files = [u.audio for u in kathleen["test"]]
     heard = {name: [r.text for r in t.transcribe_files(files)] for name, t in runs.items()}
     kept = {name: sum(w in set(h.split()) for h, r in zip(texts, references) for w in set(r.split()) & set(new_words))
@@ -128,6 +130,12 @@ def test_bad_language_model_requests_are_refused(tmp_path, capsys):
     assert "shape the model of --lm-from" in capsys.readouterr().err
     assert cli.main(["export", str(SENTENCES), "--out", out, "--lm-from", clip, "--lm-words", "nowhere.txt"]) == 2
     assert "nowhere.txt: no such word list" in capsys.readouterr().err
+    assert cli.main(["export", str(SENTENCES), "--out", out, "--lm-from", clip, "--lm-words", clip]) == 2
+    assert f"{clip}: not a UTF-8 text file" in capsys.readouterr().err
+    phrases = tmp_path / "phrases.txt"
+    phrases.write_text("one\ntwo three\n")
+    assert cli.main(["export", str(SENTENCES), "--out", out, "--lm-from", clip, "--lm-words", str(phrases)]) == 2
+    assert "one word per line" in capsys.readouterr().err
     assert cli.main(["export", str(SENTENCES), "--out", out, "--lm-from", clip, "--lm-beam", "0"]) == 2
     assert "--lm-beam must be at least 1" in capsys.readouterr().err
     assert not (tmp_path / "x" / "1").exists()
