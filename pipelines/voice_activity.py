@@ -13,12 +13,15 @@ of their own, plus `--speechocean-scenes N` 10 s scenes of each of speechocean76
 training speakers (children and adults reading sentences; clips of up to 9 s placed whole,
 a pause of 300 ms or more inside one is non-speech: `scenes`). `--noises` picks the noise
 kinds of the training scenes (white and brown by default; babble, tones and hum as well);
-`--reverb P` hears that share of them in simulated rooms (RT60 0.2-0.7 s);
+`--reverb P` hears that share of them in simulated rooms (RT60 0.2-0.7 s); `--channels P`
+that share through a transmission channel (8 kHz, telephone, GSM, low-rate Opus or MP3:
+`speechseq.channels`);
 `--start-from MODEL` starts from a recogniser's features and encoder with a fresh frame head.
 The test scenes use speakers never trained on: FSDD's lucas and yweweler (white or brown
 noise, once at mixed SNRs and once all at 10 dB), and the 16 held-out speechocean762
 speakers of pipelines/speechocean762_split.json, at 0, 5, 10 and 20 dB and clean, in every
-noise kind (babble from the other held-out speakers), and the 10 dB scenes heard in simulated rooms; the 12 dev speakers join the dev scenes
+noise kind (babble from the other held-out speakers), and the 10 dB scenes heard in simulated rooms
+and through channels; the 12 dev speakers join the dev scenes
 when their training speakers are in. Trains a per-frame model (re-running resumes),
 exports it to saved_models/voice-activity (with --export) with its smoothing tuned on
 the dev scenes (`speechseq.tuning`), and reports frame accuracy, speech F1 and segment
@@ -127,12 +130,18 @@ def speechocean_tests(folder: Path) -> dict[str, Path]:
         options = dataclasses.replace(SPEECHOCEAN_SCENES, scenes_per_speaker=8, snrs=(10.0,), noises=scenes.ALL_NOISES,
                                       reverb=1.0, seed=20 + TEST_SNRS.index(10.0))
         scenes.build(held_out, folder, options, "speechocean_10db_rooms")
+    # And each through a transmission channel (same seed, same scenes).
+    sets["speechocean_10db_channels"] = folder / "speechocean_10db_channels.jsonl"
+    if not sets["speechocean_10db_channels"].exists():
+        options = dataclasses.replace(SPEECHOCEAN_SCENES, scenes_per_speaker=8, snrs=(10.0,), noises=scenes.ALL_NOISES,
+                                      channel_share=1.0, seed=20 + TEST_SNRS.index(10.0))
+        scenes.build(held_out, folder, options, "speechocean_10db_channels")
     return sets
 
 
 def corpus(folder: Path, synthetic_voices: int, scenes_per_voice: int = SCENES_PER_SPEAKER,
            kathleen_scenes: int = 0, speeds: Sequence[float] = (), speechocean_scenes: int = 0,
-           noises: Sequence[str] = scenes.NOISES, reverb: float = 0.0) -> dict[str, Path]:
+           noises: Sequence[str] = scenes.NOISES, reverb: float = 0.0, channels: float = 0.0) -> dict[str, Path]:
     """The scene manifests (built once; same seed, same files)."""
     # "labels25ms": edges found on 25 ms frames (earlier corpora used 128 ms ones, up to
     # 100 ms loose); a new name keeps them from being reused.
@@ -149,11 +158,14 @@ def corpus(folder: Path, synthetic_voices: int, scenes_per_voice: int = SCENES_P
         folder = folder.with_name(f"{folder.name}-{'+'.join(noises)}")
     if reverb:
         folder = folder.with_name(f"{folder.name}-reverb{reverb:g}")
+    if channels:
+        folder = folder.with_name(f"{folder.name}-channels{channels:g}")
     tests = speechocean_tests(folder.parents[1])
     if (folder / "test_10db.jsonl").exists():
         return {name: folder / f"{name}.jsonl" for name in ("train", "dev", "test", "test_10db")} | tests
     training = scenes.fsdd_speakers(FSDD, TRAINING_SPEAKERS, range(5, 50))
-    options = scenes.SceneOptions(scenes_per_speaker=SCENES_PER_SPEAKER, noises=noises, reverb=reverb, seed=1)
+    options = scenes.SceneOptions(scenes_per_speaker=SCENES_PER_SPEAKER, noises=noises, reverb=reverb,
+                                  channel_share=channels, seed=1)
     # Babble is other people talking: the speechocean762 speakers of the same split.
     babble, dev_babble = (speechocean_speakers("train"), speechocean_speakers("dev")) if "babble" in noises else (None, None)
     parts = [scenes.build(training, folder, options, "train", babble=babble)]
@@ -173,7 +185,7 @@ def corpus(folder: Path, synthetic_voices: int, scenes_per_voice: int = SCENES_P
                               dataclasses.replace(options, scenes_per_speaker=15, seed=2), "dev",
                               babble=dev_babble)]
     if speechocean_scenes:
-        so_options = dataclasses.replace(SPEECHOCEAN_SCENES, noises=noises, reverb=reverb)
+        so_options = dataclasses.replace(SPEECHOCEAN_SCENES, noises=noises, reverb=reverb, channel_share=channels)
         parts.append(scenes.build(speechocean_speakers("train"), folder,
                                   dataclasses.replace(so_options, scenes_per_speaker=speechocean_scenes, seed=8),
                                   "train-speechocean", babble=babble))
@@ -212,10 +224,13 @@ def main() -> None:
                         help="a trained model (export, run or .keras) whose features and encoder weights to start from")
     parser.add_argument("--reverb", type=float, default=0.0,
                         help="share of training and dev scenes heard in a simulated room (the `rooms` extra)")
+    parser.add_argument("--channels", type=float, default=0.0,
+                        help="share of training and dev scenes heard through a transmission channel (speechseq.channels)")
     args = parser.parse_args()
 
     manifests = corpus(ROOT / "work" / "voice-activity", args.synthetic_voices, args.scenes_per_voice,
-                       args.kathleen_scenes, args.speed, args.speechocean_scenes, args.noises, args.reverb)
+                       args.kathleen_scenes, args.speed, args.speechocean_scenes, args.noises, args.reverb,
+                       args.channels)
     settings = runfile.as_mapping(DEFAULTS + [f"data.train={manifests['train']}", f"data.dev={manifests['dev']}"])
     if args.start_from:
         settings |= finetune.starting_settings(args.start_from)

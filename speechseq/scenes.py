@@ -14,7 +14,11 @@ energy low, like rumble); babble (4 to 8 other speakers of the corpus talking at
 tones (music-like: notes of one to three harmonic voices with plucked decays); hum
 (mains at 50 or 60 Hz with its harmonics). With `reverb`, that share of scenes is heard in
 a simulated room (pyroomacoustics' image sources in a random shoebox) before the noise is
-added. Same options and seed, same files.
+added. With `channel_share`, that share of scenes comes through a transmission channel drawn from
+`channel_kinds` (`speechseq.channels`: 8 kHz, telephone, GSM, low-rate Opus or MP3): half of
+them the talker's speech alone before the noise is added (a narrowband recording mixed with
+noise here), half the whole mix (a call from a noisy place). Labels stay those of the clean
+clips. Same options and seed, same files.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from speechseq import audio
+from speechseq import audio, channels
 from speechseq.corpora import Segment, Utterance, fsdd_clips, write_manifest
 from speechseq.errors import SpeechseqError
 from speechseq.files import atomic_path
@@ -51,11 +55,16 @@ class SceneOptions:
     floor_margin_db: float = 10.0  # with min_pause: sound is this far above the clip's floor
     reverb: float = 0.0  # share of scenes heard in a simulated room (pyroomacoustics: the `rooms` extra)
     rt60: tuple[float, float] = (0.2, 0.7)  # seconds: the rooms' reverberation times, drawn uniformly
+    channel_share: float = 0.0  # share of scenes heard through a transmission channel (see the module)
+    channel_kinds: Sequence[str] = channels.CHANNELS  # drawn uniformly
 
     def __post_init__(self):
         unknown = sorted(set(self.noises) - set(ALL_NOISES))
         if unknown or not self.noises:
             raise SpeechseqError(f"unknown noise kinds {unknown or '(none given)'}: use some of {', '.join(ALL_NOISES)}")
+        if not 0.0 <= self.channel_share <= 1.0:
+            raise SpeechseqError(f"channel_share is a share of scenes, 0 to 1: got {self.channel_share}")
+        channels.draw(np.random.default_rng(0), self.channel_kinds)  # refuses unknown kinds
 
 
 def _clip(path: Path, options: SceneOptions) -> tuple[np.ndarray, list[tuple[int, int]]]:
@@ -186,6 +195,7 @@ def build(
     rng = np.random.default_rng(options.seed)
     picker = random.Random(options.seed)
     rooms = np.random.default_rng([options.seed, 1])  # its own stream: the same scenes with or without rooms
+    lines = np.random.default_rng([options.seed, 2])  # so are channels
     rate = audio.SAMPLE_RATE
     utterances = []
     babble_source = _Babble(clips_by_speaker if babble is None else babble) if "babble" in options.noises else None
@@ -212,6 +222,11 @@ def build(
             if options.reverb and rooms.random() < options.reverb:
                 # The talker in a room; labels stay those of the dry sound (its tail is not speech).
                 speech = np.convolve(speech, _room_response(rooms, options.rt60))[:length].astype(np.float32)
+            channel, channel_after_noise = None, False
+            if options.channel_share and lines.random() < options.channel_share:
+                channel, channel_after_noise = channels.draw(lines, options.channel_kinds), lines.random() < 0.5
+                if not channel_after_noise:
+                    speech = channels.through(speech, channel)
             snr = options.snrs[int(rng.integers(len(options.snrs)))]
             mixed, kind = speech, "clean"
             if snr is not None:
@@ -222,8 +237,12 @@ def build(
                 noise *= np.sqrt(np.mean(voiced**2) / 10 ** (snr / 10)) / (noise.std() + 1e-9)
                 mixed = speech + noise
             mixed = mixed / max(1.0, float(np.abs(mixed).max()) / 0.99)  # no clipping
-            # The name tells the noise: "george_0003_brown_snr10.wav", "george_0004_snrclean.wav".
+            if channel_after_noise:
+                mixed = channels.through(mixed, channel)
+            # The name tells the noise: "george_0003_brown_snr10.wav", "george_0004_snrclean.wav",
+            # and the channel where there is one: "george_0005_white_snr5_gsm.wav".
             label = "snrclean" if snr is None else f"{kind}_snr{int(snr)}"
+            label += f"_{channel}" if channel else ""
             path = out_dir / "audio" / name / speaker / f"{speaker}_{index:04d}_{label}.wav"
             path.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(path) as temporary:

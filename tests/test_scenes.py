@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -161,3 +162,23 @@ def test_reverberant_scenes_ring_on_after_the_speech_and_keep_its_labels(fsdd_di
                 continue  # another clip starts there, or the scene ends
             # An RT60 of half a second: 30-100 ms after the word the room still rings (dry: digital silence).
             assert np.sqrt(np.mean(room_samples[tail] ** 2)) > 10 ** (-35 / 20) * speech, (room.audio, segment)
+
+
+def test_scenes_through_a_channel_are_the_same_scenes_heard_down_a_line(fsdd_dir, tmp_path):
+    clips = scenes.fsdd_speakers(fsdd_dir, ["lucas"], range(5))
+    # Clean scenes: whether the line carries the talker alone or the whole mix, all of it is on the line.
+    options = scenes.SceneOptions(seconds=3.0, max_clips=2, scenes_per_speaker=6, snrs=(None,))
+    direct = corpora.read_manifest(scenes.build(clips, tmp_path / "direct", options))
+    phoned = corpora.read_manifest(scenes.build(clips, tmp_path / "phoned", dataclasses.replace(
+        options, channel_share=1.0, channel_kinds=("telephone",))))
+    assert [u.segments for u in direct] == [u.segments for u in phoned]  # same scenes, labelled by the clean clips
+    for plain, line in zip(direct, phoned):
+        assert line.audio.name == plain.audio.name.replace(".wav", "_telephone.wav")
+        spectra = [np.abs(np.fft.rfft(audio.load(u.audio))) ** 2 for u in (plain, line)]
+        low = np.fft.rfftfreq(int(3.0 * RATE), 1 / RATE) < 250  # under the telephone band
+        shares = [spectrum[low].sum() / spectrum.sum() for spectrum in spectra]
+        assert shares[1] < 0.2 * shares[0], (line.audio, shares)
+    with pytest.raises(SpeechseqError, match="channel_share"):
+        scenes.SceneOptions(channel_share=1.5)
+    with pytest.raises(SpeechseqError, match="radio"):
+        scenes.SceneOptions(channel_kinds=("radio",))
