@@ -1,6 +1,6 @@
 """Corpora made from other corpora: connected digit strings joined from FSDD's single-digit
-clips, speed-perturbed copies of any utterances, and copies cut tight to their sound. Each
-writes audio and returns manifest entries."""
+clips, speed-perturbed copies of any utterances, copies cut tight to their sound, and copies
+heard through a transmission channel. Each writes audio and returns manifest entries."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from speechseq import audio
+from speechseq import audio, channels
 from speechseq.corpora import CorpusError, DigitClip, Segment, Utterance, fsdd_clips, write_manifest
 from speechseq.files import atomic_path
 
@@ -213,3 +213,26 @@ def connected_digits(
         split: write_manifest(utterances, out_dir / f"{split}.jsonl")
         for split, utterances in manifests.items()
     }
+
+
+def through_channels(utterances: Sequence[Utterance], out_dir: str | os.PathLike,
+                     kinds: Sequence[str] = channels.CHANNELS, sample_rate: int = audio.SAMPLE_RATE) -> list[Utterance]:
+    """Copies of `utterances` heard through a transmission channel (`speechseq.channels`), one
+    drawn from `kinds` per source file (fixed by its path, so a rebuild writes the same copies),
+    as 16-bit WAVs under `out_dir/<channel>/`. Times are unchanged (the channels keep them).
+
+    Why: a model that only heard wideband microphone speech loses 10-20 CER points on a phone
+    line or a low-rate codec (benchmarks/RESULTS.md: "Held-out speakers through transmission
+    channels"). Files that exist already are kept."""
+    out_dir = Path(out_dir)
+    copies = []
+    for utterance in utterances:
+        kind = channels.draw(np.random.default_rng(int(_source_key(utterance), 16)), kinds)
+        target = _copy_path(utterance, out_dir / kind)
+        if not target.exists():
+            heard = channels.through(audio.load(utterance.audio, sample_rate), kind, sample_rate)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(target) as temporary:
+                soundfile.write(temporary, heard, sample_rate, subtype="PCM_16", format="WAV")
+        copies.append(dataclasses.replace(utterance, audio=target.absolute()))
+    return copies

@@ -6,10 +6,11 @@ import importlib.util
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import DATA
-from speechseq import corpora
+from speechseq import audio, channels, corpora
 from speechseq.text import Vocabulary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,3 +118,20 @@ def test_spliced_kathleen_uses_her_training_words_only_and_is_built_once(english
     monkeypatch.setattr(english.splicing, "word_pieces", realign)
     again = english.spliced_kathleen(takes, 6, model)
     assert [(u.audio, u.text) for u in again] == [(u.audio, u.text) for u in spliced]
+
+
+def test_channel_copies_replace_the_share_asked_for_and_keep_their_times(english, tmp_path, monkeypatch):
+    monkeypatch.setattr(english, "WORK", tmp_path)
+    takes = corpora.read_manifest(SPEECHOCEAN)[:10]
+    mixed = english.on_channels(takes, 0.4)
+    replaced = [i for i, (old, new) in enumerate(zip(takes, mixed)) if old.audio != new.audio]
+    assert len(mixed) == 10 and len(replaced) == 4
+    assert [u.text for u in mixed] == [u.text for u in takes] and [u.duration for u in mixed] == [u.duration for u in takes]
+    lines = {mixed[i].audio.parent.name for i in replaced}
+    assert all(mixed[i].audio.parent.parent == tmp_path / "channels" for i in replaced) and lines <= set(channels.CHANNELS)
+    for i in replaced:  # the copy is the take through its channel, as long as the take
+        heard, take = audio.load(mixed[i].audio), audio.load(takes[i].audio)
+        assert heard.size == take.size
+        expected = channels.through(take, mixed[i].audio.parent.name)
+        assert np.abs(heard - expected).max() < 2e-4  # 16-bit rounding
+    assert english.on_channels(takes, 0.4) == mixed  # the same share and channels every build
