@@ -1,14 +1,17 @@
-"""The English recogniser on held-out speakers heard through transmission channels, in one run.
+"""Recognisers on held-out speakers heard through transmission channels, in one run.
 
-    .venv/bin/python benchmarks/channels.py [--model saved_models/english-read] [--utterances N]
-                                            [--channel KIND ...] [--results FILE]
+    .venv/bin/python benchmarks/channels.py [--task english|digits] [--model saved_models/NAME]
+                                            [--utterances N] [--channel KIND ...] [--results FILE]
 
-The sets of benchmarks/peers_english.py (the 16 held-out speechocean762 speakers and
-Kathleen's held-out prompts, every k-th utterance so that at most N remain), each played
+English: the sets of benchmarks/peers_english.py (the 16 held-out speechocean762 speakers and
+Kathleen's held-out prompts), each export greedy (`--no-lm`) and with what it ships. Digits:
+the held-out sets of benchmarks/peers.py (FSDD's lucas, the held-out speechocean762 speakers'
+digit prompts), each export greedy and with the digit list. Every k-th utterance of a set is
+taken so that at most N remain. Each set is played
 as it was recorded ("direct") and through each channel of `speechseq.channels`: 8 kHz
 (narrowband), a landline (telephone: 300-3400 Hz, mu-law), a mobile call (gsm), Opus at
-about 12 kbit/s, MP3 at about 30 kbit/s. Systems: each export greedy (`--no-lm`) and with
-what it ships. WER, CER (jiwer) and real-time factor. Appended to benchmarks/RESULTS.md.
+about 12 kbit/s, MP3 at about 30 kbit/s. WER, CER (jiwer) and real-time factor. Appended to
+benchmarks/RESULTS.md.
 What it answers: how much a model trained on wideband microphone speech loses on a phone
 line or a codec, and so whether channel augmentation (issue 19) is worth a training run.
 """
@@ -21,34 +24,39 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "pipelines"))
 
+import digit_sets  # noqa: E402
+import peers  # noqa: E402
+import peers_english  # noqa: E402
 from features import RESULTS, machine  # noqa: E402
 from peers import TABLE, measure, table_rows  # noqa: E402
-from peers_english import held_out_sets, speechseq_systems  # noqa: E402
 
-from speechseq import audio, channels  # noqa: E402
+from speechseq import audio, channels, corpora  # noqa: E402
 from speechseq.benchmark import append_section  # noqa: E402
 from speechseq.text import Vocabulary  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", action="append", help="export to measure (repeatable; default saved_models/english-read)")
+    parser.add_argument("--task", choices=("english", "digits"), default="english", help="which sets and decoding")
+    parser.add_argument("--model", action="append",
+                        help="export to measure (repeatable; default saved_models/english-read or saved_models/digits)")
     parser.add_argument("--utterances", type=int, default=80, help="at most this many utterances per set, evenly spread")
     parser.add_argument("--channel", action="append", choices=channels.CHANNELS,
                         help="channels to hear the sets through (repeatable; default all)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="markdown file the section is appended to")
     args = parser.parse_args()
-    models = args.model or [str(ROOT / "saved_models" / "english-read")]
+    models = args.model or [str(ROOT / "saved_models" / ("english-read" if args.task == "english" else "digits"))]
     lines = args.channel or list(channels.CHANNELS)
 
     vocabulary = Vocabulary()
     systems = {}
     for model in models:
-        systems |= speechseq_systems(model)
+        systems |= (peers_english if args.task == "english" else peers).speechseq_systems(model)
 
     rows = []
-    for set_name, utterances in held_out_sets(args.utterances).items():
+    for set_name, utterances in held_out_sets(args.task, args.utterances).items():
         direct = [audio.load(u.audio) for u in utterances]
         references = [vocabulary.normalize(u.text) for u in utterances]
         for line in ["direct", *lines]:
@@ -59,13 +67,23 @@ def main() -> None:
                 rows.append(row)
                 print(f"{set_name:<34} {line:<10} {system:<60} WER {row['wer']:.2%} CER {row['cer']:.2%}", flush=True)
 
-    command = (".venv/bin/python benchmarks/channels.py" + "".join(f" --model {m}" for m in args.model or [])
+    command = (f".venv/bin/python benchmarks/channels.py --task {args.task}" + "".join(f" --model {m}" for m in args.model or [])
                + f" --utterances {args.utterances}" + "".join(f" --channel {c}" for c in args.channel or []))
     append_section(args.results, "Held-out speakers through transmission channels", [
         f"Command: `{command}`", f"Machine: {machine()}",
         "Each set as recorded (direct) and through each channel of `speechseq.channels` (narrowband: 8 kHz; "
         "telephone: 300-3400 Hz, mu-law; gsm: GSM 06.10; opus: ~12 kbit/s; mp3: ~30 kbit/s). RTF: decoding "
         "time / audio time. speechocean762's references are the prompts the learners read."], TABLE, table_rows(rows))
+
+
+def held_out_sets(task: str, at_most: int) -> dict[str, list[corpora.Utterance]]:
+    if task == "english":
+        return peers_english.held_out_sets(at_most)
+    manifests = digit_sets.write(ROOT / "work" / "digit-sets")
+    sets = {"FSDD lucas": corpora.read_manifest(manifests["fsdd lucas"]),
+            "speechocean762 held-out speakers' digit prompts": corpora.read_manifest(
+                manifests["speechocean762 test speakers"])}
+    return {name: items[:: max(1, -(-len(items) // at_most))] for name, items in sets.items()}
 
 
 if __name__ == "__main__":
