@@ -18,7 +18,7 @@ from speechseq.errors import SpeechseqError
 # The scripts live in the source checkout beside the package, not inside it: an installed
 # wheel has no benchmarks/ (they need the shared corpora and the shipped models anyway).
 FOLDER = Path(__file__).resolve().parents[1] / "benchmarks"
-NAMES = ("features", "train", "transcribe", "peers", "peers_english", "vad_peers")
+NAMES = ("features", "train", "transcribe", "peers", "peers_english", "vad_peers", "channels")
 QUICK_RESULTS = "quick-results.md"  # in FOLDER; quick figures never go into RESULTS.md
 FULL_RESULTS = "RESULTS.md"
 
@@ -31,6 +31,7 @@ QUICK = {
     "peers": ["--long-minutes", "1", "--utterances", "40", "--isolated", "20"],
     "peers_english": ["--utterances", "10"],
     "vad_peers": ["--scenes", "4"],
+    "channels": ["--utterances", "6", "--channel", "telephone"],
 }
 
 
