@@ -7,7 +7,8 @@
 Scenes: the held-out speechocean762 speakers of pipelines/speechocean762_split.json (16
 children and adults, never trained on), 10 s scenes of one or two of their read sentences
 in white, brown, babble, music-like or hum noise, one set each at 0, 5, 10 and 20 dB and
-clean, and the 10 dB scenes again heard in simulated rooms (`voice_activity.speechocean_tests`,
+clean, and the 10 dB scenes again heard in simulated rooms and through transmission channels
+(`voice_activity.speechocean_tests`,
 built on first use; `--scenes N` takes the first
 N of each set). Reference: the clean clips' sound on 10 ms frames, pauses of 300 ms or more
 inside a sentence non-speech (`scenes`).
