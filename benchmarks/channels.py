@@ -1,4 +1,4 @@
-"""Recognisers on held-out speakers heard through transmission channels, in one run.
+"""Recognisers on held-out speakers heard through transmission channels and in rooms, in one run.
 
     .venv/bin/python benchmarks/channels.py [--task english|digits] [--model saved_models/NAME]
                                             [--utterances N] [--channel KIND ...] [--results FILE]
@@ -10,7 +10,8 @@ digit prompts), each export greedy and with the digit list. Every k-th utterance
 taken so that at most N remain. Each set is played
 as it was recorded ("direct") and through each channel of `speechseq.channels`: 8 kHz
 (narrowband), a landline (telephone: 300-3400 Hz, mu-law), a mobile call (gsm), Opus at
-about 12 kbit/s, MP3 at about 30 kbit/s. WER, CER (jiwer) and real-time factor. Appended to
+about 12 kbit/s, MP3 at about 30 kbit/s, and in a simulated room ("room": RT60 0.2-0.7 s,
+`rooms.heard_in_room`, a room drawn per utterance; the `rooms` extra). WER, CER (jiwer) and real-time factor. Appended to
 benchmarks/RESULTS.md.
 What it answers: how much a model trained on wideband microphone speech loses on a phone
 line or a codec, and so whether channel augmentation (issue 19) is worth a training run.
@@ -32,7 +33,9 @@ import peers_english  # noqa: E402
 from features import RESULTS, machine  # noqa: E402
 from peers import TABLE, measure, table_rows  # noqa: E402
 
-from speechseq import audio, channels, corpora  # noqa: E402
+import numpy as np  # noqa: E402
+
+from speechseq import audio, channels, corpora, rooms  # noqa: E402
 from speechseq.benchmark import append_section  # noqa: E402
 from speechseq.text import Vocabulary  # noqa: E402
 
@@ -43,12 +46,12 @@ def main() -> None:
     parser.add_argument("--model", action="append",
                         help="export to measure (repeatable; default saved_models/english-read or saved_models/digits)")
     parser.add_argument("--utterances", type=int, default=80, help="at most this many utterances per set, evenly spread")
-    parser.add_argument("--channel", action="append", choices=channels.CHANNELS,
-                        help="channels to hear the sets through (repeatable; default all)")
+    parser.add_argument("--channel", action="append", choices=[*channels.CHANNELS, "room"],
+                        help="channels to hear the sets through (repeatable; default all, and a room)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="markdown file the section is appended to")
     args = parser.parse_args()
     models = args.model or [str(ROOT / "saved_models" / ("english-read" if args.task == "english" else "digits"))]
-    lines = args.channel or list(channels.CHANNELS)
+    lines = args.channel or [*channels.CHANNELS, "room"]
 
     vocabulary = Vocabulary()
     systems = {}
@@ -60,7 +63,7 @@ def main() -> None:
         direct = [audio.load(u.audio) for u in utterances]
         references = [vocabulary.normalize(u.text) for u in utterances]
         for line in ["direct", *lines]:
-            waveforms = direct if line == "direct" else [channels.through(w, line) for w in direct]
+            waveforms = [heard(w, line, index) for index, w in enumerate(direct)]
             for system, run in systems.items():
                 row = measure(system, lambda waves: [vocabulary.normalize(t) for t in run(waves)], waveforms,
                               references) | {"set": f"{set_name}, {line}", "utterances": len(references)}
@@ -72,8 +75,18 @@ def main() -> None:
     append_section(args.results, "Held-out speakers through transmission channels", [
         f"Command: `{command}`", f"Machine: {machine()}",
         "Each set as recorded (direct) and through each channel of `speechseq.channels` (narrowband: 8 kHz; "
-        "telephone: 300-3400 Hz, mu-law; gsm: GSM 06.10; opus: ~12 kbit/s; mp3: ~30 kbit/s). RTF: decoding "
+        "telephone: 300-3400 Hz, mu-law; gsm: GSM 06.10; opus: ~12 kbit/s; mp3: ~30 kbit/s) or in a simulated "
+        "room (RT60 0.2-0.7 s, one drawn per utterance, the same in every run). RTF: decoding "
         "time / audio time. speechocean762's references are the prompts the learners read."], TABLE, table_rows(rows))
+
+
+def heard(waveform: np.ndarray, line: str, index: int) -> np.ndarray:
+    """`waveform` as recorded, through a channel, or in the room drawn for utterance `index`."""
+    if line == "direct":
+        return waveform
+    if line == "room":
+        return rooms.heard_in_room(waveform, np.random.default_rng(index))
+    return channels.through(waveform, line)
 
 
 def held_out_sets(task: str, at_most: int) -> dict[str, list[corpora.Utterance]]:

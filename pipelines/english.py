@@ -51,6 +51,8 @@ Training data, all read English:
   a landline (300-3400 Hz, mu-law), GSM, Opus at about 12 kbit/s or MP3 at about 30 kbit/s
   (`derived.through_channels`). english-read/6, which heard none, loses 13-20 CER points on the
   held-out speakers through them (RESULTS: "Held-out speakers through transmission channels").
+- `--reverb 0.3` (off by default) puts in place of that share (seed 2) copies heard in a simulated
+  room, RT60 0.2-0.7 s (`derived.in_rooms`, the `rooms` extra), before any channel is drawn.
 - `--general-words N` writes work/english/general-words-N.txt: the N words of PocketSphinx's
   en-us dictionary most frequent in its general LM (the `peers` extra), for `speechseq export
   --lm-words`, so the shipped LM knows them beside the training prompts' 2,945 word types.
@@ -296,6 +298,12 @@ def cut_tight(utterances: list[corpora.Utterance], share: float) -> list[corpora
     return replaced_share(utterances, share, lambda chosen: derived.cut_to_sound(chosen, WORK / "tight"), seed=0)
 
 
+def in_rooms(utterances: list[corpora.Utterance], share: float) -> list[corpora.Utterance]:
+    """`utterances` with a random `share` of them replaced by copies heard in a simulated room
+    (RT60 0.2-0.7 s: `derived.in_rooms`; the `rooms` extra)."""
+    return replaced_share(utterances, share, lambda chosen: derived.in_rooms(chosen, WORK / "rooms"), seed=2)
+
+
 def on_channels(utterances: list[corpora.Utterance], share: float) -> list[corpora.Utterance]:
     """`utterances` with a random `share` of them replaced by copies heard through a
     transmission channel (8 kHz, telephone, GSM, low-rate Opus or MP3: `derived.through_channels`)."""
@@ -304,7 +312,7 @@ def on_channels(utterances: list[corpora.Utterance], share: float) -> list[corpo
 
 def build(synthetic_voices: int, speed: list[float], tight: float = 0.0, roomy: bool = False,
           dictionary: int = 0, spliced: int = 0, splice_model: str = str(ROOT / "saved_models" / "english-read"),
-          channels: float = 0.0) -> dict:
+          channels: float = 0.0, reverb: float = 0.0) -> dict:
     """Sources' splits, the training and dev manifests, the test sets."""
     sources = {
         "speechocean762": split_by_speaker(corpora.read_manifest(SPEECHOCEAN)),
@@ -332,11 +340,13 @@ def build(synthetic_voices: int, speed: list[float], tight: float = 0.0, roomy: 
     if spliced:
         extra["Kathleen's words spliced"] = spliced_kathleen(sources["kathleen"]["train"], spliced, splice_model)
         training += extra["Kathleen's words spliced"]
+    if reverb:
+        training = in_rooms(training, reverb)  # the room first: a talker in a room, then maybe on a line
     if channels:
         training = on_channels(training, channels)  # any of them: a real voice or eSpeak may come down a line
     suffix = ("".join(f"-sp{f:g}" for f in speed) + (f"-tight{tight:g}" if tight else "") + ("-roomy" if roomy else "")
               + (f"-espeak{synthetic_voices}" if synthetic_voices else "") + (f"-dict{dictionary}" if dictionary else "") + (f"-spliced{spliced}" if spliced else "")
-              + (f"-channels{channels:g}" if channels else ""))
+              + (f"-reverb{reverb:g}" if reverb else "") + (f"-channels{channels:g}" if channels else ""))
     tests = {
         "speechocean762 held-out speakers": sources["speechocean762"]["test"],
         "kathleen held-out prompts": sources["kathleen"]["test"],
@@ -438,6 +448,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--channels", type=float, default=0.0,
                         help="share of the training utterances replaced by copies heard through a transmission "
                         "channel (8 kHz, telephone, GSM, Opus, MP3), e.g. 0.5")
+    parser.add_argument("--reverb", type=float, default=0.0,
+                        help="share of the training utterances replaced by copies heard in a simulated room, e.g. 0.3 "
+                        "(the rooms extra)")
     parser.add_argument("--general-words", type=int, default=0,
                         help="also write work/english/general-words-N.txt, the N most frequent words of "
                         "PocketSphinx's en-us dictionary, for `speechseq export --lm-words` (the peers extra)")
@@ -450,11 +463,11 @@ def main(argv: list[str] | None = None) -> dict | None:
     if speakers_by_rule(groups) != (TEST_SPEAKERS, DEV_SPEAKERS):
         print("note: the speechocean762 manifest no longer gives TEST/DEV_SPEAKERS by their rule; "
               "the listed speakers are held out as written")
-    for option, share in (("--tight", args.tight), ("--channels", args.channels)):
+    for option, share in (("--tight", args.tight), ("--channels", args.channels), ("--reverb", args.reverb)):
         if not 0 <= share <= 1:
             parser.error(f"{option} is a share in [0, 1], got {share}")
     corpus = build(args.synthetic_voices, args.speed, args.tight, args.roomy_digits, args.dictionary_sentences,
-                   args.spliced_kathleen, args.splice_model, args.channels)
+                   args.spliced_kathleen, args.splice_model, args.channels, args.reverb)
     print(describe(corpus, groups), flush=True)
     if args.general_words:
         print(f"general words for the LM: {general_words(args.general_words)}")

@@ -1,6 +1,6 @@
 """Corpora made from other corpora: connected digit strings joined from FSDD's single-digit
 clips, speed-perturbed copies of any utterances, copies cut tight to their sound, and copies
-heard through a transmission channel. Each writes audio and returns manifest entries."""
+heard through a transmission channel or in a simulated room. Each writes audio and returns manifest entries."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from speechseq import audio, channels
+from speechseq import audio, channels, rooms
 from speechseq.corpora import CorpusError, DigitClip, Segment, Utterance, fsdd_clips, write_manifest
 from speechseq.files import atomic_path
 
@@ -231,6 +231,26 @@ def through_channels(utterances: Sequence[Utterance], out_dir: str | os.PathLike
         target = _copy_path(utterance, out_dir / kind)
         if not target.exists():
             heard = channels.through(audio.load(utterance.audio, sample_rate), kind, sample_rate)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(target) as temporary:
+                soundfile.write(temporary, heard, sample_rate, subtype="PCM_16", format="WAV")
+        copies.append(dataclasses.replace(utterance, audio=target.absolute()))
+    return copies
+
+
+def in_rooms(utterances: Sequence[Utterance], out_dir: str | os.PathLike,
+             rt60_range: tuple[float, float] = rooms.RT60, sample_rate: int = audio.SAMPLE_RATE) -> list[Utterance]:
+    """Copies of `utterances` heard in a simulated room (`rooms.heard_in_room`: a random
+    shoebox and reverberation time, fixed by the source's path), as 16-bit WAVs under
+    `out_dir`. Times are unchanged (the direct sound stays where it was). Files that exist
+    already are kept. Needs the `rooms` extra (pyroomacoustics)."""
+    out_dir = Path(out_dir)
+    copies = []
+    for utterance in utterances:
+        target = _copy_path(utterance, out_dir)
+        if not target.exists():
+            rng = np.random.default_rng(int(_source_key(utterance), 16))
+            heard = rooms.heard_in_room(audio.load(utterance.audio, sample_rate), rng, rt60_range, sample_rate)
             target.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(target) as temporary:
                 soundfile.write(temporary, heard, sample_rate, subtype="PCM_16", format="WAV")

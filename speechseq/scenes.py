@@ -33,6 +33,7 @@ import numpy as np
 import soundfile
 
 from speechseq import audio, channels
+from speechseq.rooms import impulse_response as room_impulse_response
 from speechseq.corpora import Segment, Utterance, fsdd_clips, write_manifest
 from speechseq.errors import SpeechseqError
 from speechseq.files import atomic_path
@@ -123,25 +124,6 @@ def _hum(size: int, rng: np.random.Generator) -> np.ndarray:
                for k in range(1, 13))
 
 
-def _room_response(rng: np.random.Generator, rt60_range: tuple[float, float]) -> np.ndarray:
-    """The impulse response from a talker to a microphone in a random shoebox room
-    (3-8 x 3-6 x 2.5-3.5 m) of a random reverberation time, its direct sound at gain 1."""
-    try:
-        import pyroomacoustics
-    except ImportError as error:
-        raise SpeechseqError("reverberant scenes need pyroomacoustics: pip install -e '.[rooms]'") from error
-    size = rng.uniform([3.0, 3.0, 2.5], [8.0, 6.0, 3.5])
-    absorption, max_order = pyroomacoustics.inverse_sabine(float(rng.uniform(*rt60_range)), size)
-    room = pyroomacoustics.ShoeBox(size, fs=audio.SAMPLE_RATE, materials=pyroomacoustics.Material(absorption),
-                                   max_order=min(max_order, 17))  # image sources up to 17th order: the tail beyond is faint
-    margin = 0.5  # metres from any wall
-    room.add_source(rng.uniform(margin, size - margin))
-    room.add_microphone(rng.uniform(margin, size - margin))
-    room.compute_rir()
-    response = np.asarray(room.rir[0][0], np.float64)
-    return response / np.abs(response).max()
-
-
 class _Babble:
     """Babble from a corpus: 4-8 of its other speakers, each reading clips back to back."""
 
@@ -221,7 +203,7 @@ def build(
                 cursor = start + clip.size + int(0.2 * rate)
             if options.reverb and rooms.random() < options.reverb:
                 # The talker in a room; labels stay those of the dry sound (its tail is not speech).
-                speech = np.convolve(speech, _room_response(rooms, options.rt60))[:length].astype(np.float32)
+                speech = np.convolve(speech, room_impulse_response(rooms, options.rt60))[:length].astype(np.float32)
             channel, channel_after_noise = None, False
             if options.channel_share and lines.random() < options.channel_share:
                 channel, channel_after_noise = channels.draw(lines, options.channel_kinds), lines.random() < 0.5

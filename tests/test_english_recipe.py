@@ -135,3 +135,22 @@ def test_channel_copies_replace_the_share_asked_for_and_keep_their_times(english
         expected = channels.through(take, mixed[i].audio.parent.name)
         assert np.abs(heard - expected).max() < 2e-4  # 16-bit rounding
     assert english.on_channels(takes, 0.4) == mixed  # the same share and channels every build
+
+
+def test_room_copies_replace_the_share_asked_for_and_ring_on(english, tmp_path, monkeypatch):
+    monkeypatch.setattr(english, "WORK", tmp_path)
+    takes = corpora.read_manifest(SPEECHOCEAN)[:5]
+    mixed = english.in_rooms(takes, 0.4)
+    replaced = [i for i, (old, new) in enumerate(zip(takes, mixed)) if old.audio != new.audio]
+    assert len(replaced) == 2 and all(mixed[i].audio.parent == tmp_path / "rooms" for i in replaced)
+    assert [u.text for u in mixed] == [u.text for u in takes] and [u.duration for u in mixed] == [u.duration for u in takes]
+    for i in replaced:
+        dry, wet = audio.load(takes[i].audio), audio.load(mixed[i].audio)
+        assert wet.size == dry.size
+        # Aligned (the direct sound where it was) and reverberant (a smeared envelope).
+        envelope = [np.convolve(np.abs(x), np.ones(160) / 160, "same")[::160] for x in (dry, wet)]
+        shifts = range(-5, 6)
+        agreement = [np.corrcoef(np.roll(envelope[1], s), envelope[0])[0, 1] for s in shifts]
+        assert abs(shifts[int(np.argmax(agreement))]) <= 1, agreement
+        assert np.corrcoef(wet, dry)[0, 1] < 0.95  # not the same samples: a room's echoes
+    assert english.in_rooms(takes, 0.4) == mixed
