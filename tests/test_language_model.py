@@ -45,13 +45,13 @@ def test_the_layout_is_kenlm_s_tabs_and_the_numbers_are_kept():
 
 def test_listed_words_become_known_to_the_model_beside_its_sentences(tmp_path):
     sentences = ["the cat sat on the mat", "the dog sat on the log"]
-    words = tmp_path / "words.txt"
-    words.write_text("zebra\nquietly\n")
     plain = kenlm.Model(str(build_arpa(sentences, tmp_path / "plain.arpa")))
-    listed = kenlm.Model(str(build_arpa(sentences, tmp_path / "listed.arpa", words=words)))
+    listed = kenlm.Model(str(build_arpa(sentences, tmp_path / "listed.arpa", words=["zebra", "quietly", "cat"])))
     assert "zebra" not in plain and "zebra" in listed and "quietly" in listed
     assert listed.score("the zebra sat") > plain.score("the zebra sat") + 20  # no longer the unknown word's -100
     assert listed.score("the cat sat") > listed.score("the zebra sat")  # a word once listed stays rare
+    assert abs(listed.score("the cat sat") - plain.score("the cat sat")) < 1.0  # a listed word it has: no change
+    assert not list(tmp_path.glob(".*"))  # arpabo's word file is gone
 
 
 @pytest.fixture(scope="module")
