@@ -15,7 +15,7 @@ RUN/results.json. `--synthetic-voices N` adds N eSpeak NG voices saying each dig
 alone (`synth.digit_clips`, `--synthetic-takes` takes each), joined into training
 utterances the same way, with the same exact segments. `--speed` adds copies of the
 FSDD training utterances played faster or slower, their segments scaled to match.
-`--start-from saved_models/english-read/4` starts from a recogniser's weights: its features
+`--start-from saved_models/english-read/7` starts from a recogniser's weights: its features
 and encoder (trained on many more voices than FSDD's four) with a fresh frame head
 (`finetune.starting_model`); the recipe's own features and model settings give way to the source's.
 """
