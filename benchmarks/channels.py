@@ -1,7 +1,8 @@
 """Recognisers on held-out speakers heard through transmission channels and in rooms, in one run.
 
     .venv/bin/python benchmarks/channels.py [--task english|digits] [--model saved_models/NAME]
-                                            [--utterances N] [--channel KIND ...] [--results FILE]
+                                            [--utterances N] [--channel KIND ...] [--pocketsphinx]
+                                            [--results FILE]
 
 English: the sets of benchmarks/peers_english.py (the 16 held-out speechocean762 speakers and
 Kathleen's held-out prompts), each export greedy (`--no-lm`) and with what it ships. Digits:
@@ -11,7 +12,8 @@ taken so that at most N remain. Each set is played
 as it was recorded ("direct") and through each channel of `speechseq.channels`: 8 kHz
 (narrowband), a landline (telephone: 300-3400 Hz, mu-law), a mobile call (gsm), Opus at
 about 12 kbit/s, MP3 at about 30 kbit/s, and in a simulated room ("room": RT60 0.2-0.7 s,
-`rooms.heard_in_room`, a room drawn per utterance; the `rooms` extra). WER, CER (jiwer) and real-time factor. Appended to
+`rooms.heard_in_room`, a room drawn per utterance; the `rooms` extra). `--pocketsphinx` adds
+the peer of benchmarks/peers_english.py or peers.py on the same audio (the `peers` extra). WER, CER (jiwer) and real-time factor. Appended to
 benchmarks/RESULTS.md.
 What it answers: how much a model trained on wideband microphone speech loses on a phone
 line or a codec, and so whether channel augmentation (issue 19) is worth a training run.
@@ -48,6 +50,7 @@ def main() -> None:
     parser.add_argument("--utterances", type=int, default=80, help="at most this many utterances per set, evenly spread")
     parser.add_argument("--channel", action="append", choices=[*channels.CHANNELS, "room"],
                         help="channels to hear the sets through (repeatable; default all, and a room)")
+    parser.add_argument("--pocketsphinx", action="store_true", help="also PocketSphinx on the same audio (the peers extra)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="markdown file the section is appended to")
     args = parser.parse_args()
     models = args.model or [str(ROOT / "saved_models" / ("english-read" if args.task == "english" else "digits"))]
@@ -57,6 +60,12 @@ def main() -> None:
     systems = {}
     for model in models:
         systems |= (peers_english if args.task == "english" else peers).speechseq_systems(model)
+    if args.pocketsphinx and args.task == "english":
+        sphinx = peers_english.PocketSphinxEnglish()
+        systems["PocketSphinx 5 en-us + its general LM"] = lambda waves: [sphinx.transcribe(w) for w in waves]
+    elif args.pocketsphinx:
+        sphinx = peers.PocketSphinxDigits()
+        systems["PocketSphinx 5 en-us + digit grammar"] = lambda waves: [sphinx.transcribe(w) for w in waves]
 
     rows = []
     for set_name, utterances in held_out_sets(args.task, args.utterances).items():
@@ -71,7 +80,8 @@ def main() -> None:
                 print(f"{set_name:<34} {line:<10} {system:<60} WER {row['wer']:.2%} CER {row['cer']:.2%}", flush=True)
 
     command = (f".venv/bin/python benchmarks/channels.py --task {args.task}" + "".join(f" --model {m}" for m in args.model or [])
-               + f" --utterances {args.utterances}" + "".join(f" --channel {c}" for c in args.channel or []))
+               + f" --utterances {args.utterances}" + "".join(f" --channel {c}" for c in args.channel or [])
+               + (" --pocketsphinx" if args.pocketsphinx else ""))
     append_section(args.results, "Held-out speakers through transmission channels", [
         f"Command: `{command}`", f"Machine: {machine()}",
         "Each set as recorded (direct) and through each channel of `speechseq.channels` (narrowband: 8 kHz; "
