@@ -49,7 +49,7 @@ Training data, all read English:
 - `--channels 0.5` (off by default) puts in place of that share of all the training utterances
   (chosen at random, seed 1) copies heard through a transmission channel drawn per file: 8 kHz,
   a landline (300-3400 Hz, mu-law), GSM, Opus at about 12 kbit/s or MP3 at about 30 kbit/s
-  (`derived.through_channels`). english-read/6, which heard none, loses 13-20 CER points on the
+  (`derived.through_channels`). english-read/6, which heard none, loses 6-21 CER points on the
   held-out speakers through them (RESULTS: "Held-out speakers through transmission channels").
 - `--reverb 0.3` (off by default) puts in place of that share (seed 2) copies heard in a simulated
   room, RT60 0.2-0.7 s (`derived.in_rooms`, the `rooms` extra), before any channel is drawn.

@@ -221,7 +221,7 @@ def through_channels(utterances: Sequence[Utterance], out_dir: str | os.PathLike
     drawn from `kinds` per source file (fixed by its path, so a rebuild writes the same copies),
     as 16-bit WAVs under `out_dir/<channel>/`. Times are unchanged (the channels keep them).
 
-    Why: a model that only heard wideband microphone speech loses 10-20 CER points on a phone
+    Why: a model that only heard wideband microphone speech loses 6-21 CER points on a phone
     line or a low-rate codec (benchmarks/RESULTS.md: "Held-out speakers through transmission
     channels"). Files that exist already are kept."""
     out_dir = Path(out_dir)
