@@ -106,7 +106,7 @@ def held_out_sets(task: str, at_most: int) -> dict[str, list[corpora.Utterance]]
     sets = {"FSDD lucas": corpora.read_manifest(manifests["fsdd lucas"]),
             "speechocean762 held-out speakers' digit prompts": corpora.read_manifest(
                 manifests["speechocean762 test speakers"])}
-    return {name: items[:: max(1, -(-len(items) // at_most))] for name, items in sets.items()}
+    return {name: peers_english.spread(items, at_most) for name, items in sets.items()}
 
 
 if __name__ == "__main__":

@@ -63,9 +63,12 @@ def held_out_sets(at_most: int | None) -> dict[str, list[corpora.Utterance]]:
         "Kathleen's held-out prompts": english.split_by_prompt(
             corpora.transcribed_folder(english.KATHLEEN, speaker="kathleen"))["test"],
     }
-    if at_most:
-        sets = {name: items[:: max(1, -(-len(items) // at_most))] for name, items in sets.items()}
-    return sets
+    return {name: spread(items, at_most) for name, items in sets.items()}
+
+
+def spread(items: list, at_most: int | None) -> list:
+    """Every k-th of `items`, k as small as leaves at most `at_most` (all of them if None)."""
+    return items[:: max(1, -(-len(items) // at_most))] if at_most else items
 
 
 def speechseq_systems(model: str) -> dict:

@@ -55,10 +55,15 @@ def through(samples: np.ndarray, kind: str, rate: int = audio.SAMPLE_RATE) -> np
 
 def draw(rng: np.random.Generator, kinds: Sequence[str] = CHANNELS) -> str:
     """One of `kinds`, uniformly."""
+    check_kinds(kinds)
+    return str(kinds[int(rng.integers(len(kinds)))])
+
+
+def check_kinds(kinds: Sequence[str]) -> None:
+    """Refuse an empty list or a name that is not a channel."""
     if not kinds or set(kinds) - set(CHANNELS):
         raise SpeechseqError(f"unknown channels {sorted(set(kinds) - set(CHANNELS)) or '(none given)'}: "
                              f"use some of {', '.join(CHANNELS)}")
-    return str(kinds[int(rng.integers(len(kinds)))])
 
 
 def _round_trip(samples: np.ndarray, rate: int, container: str, codec: str,

@@ -119,8 +119,7 @@ def speed_perturbed(utterances: Sequence[Utterance], factors: Sequence[float], o
                 waveform = audio.load(utterance.audio, sample_rate)
                 # Read as if recorded at factor x the rate, then resampled back: factor x as fast.
                 faster = audio.resample(waveform, round(sample_rate * factor), sample_rate)
-                with atomic_path(target) as temporary:
-                    soundfile.write(temporary, faster, sample_rate, subtype="PCM_16", format="WAV")
+                _write_wav(target, faster, sample_rate)
             copies.append(dataclasses.replace(
                 utterance,
                 audio=target.absolute(),
@@ -140,6 +139,17 @@ def _copy_path(utterance: Utterance, folder: Path) -> Path:
     return folder / f"{utterance.audio.stem}_{_source_key(utterance)}.wav"
 
 
+def _source_rng(utterance: Utterance) -> np.random.Generator:
+    """Random draws fixed by the source file, so a rebuild makes the same copy of it."""
+    return np.random.default_rng(int(_source_key(utterance), 16))
+
+
+def _write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
+    """A 16-bit WAV, written atomically (its folder made if need be)."""
+    with atomic_path(path) as temporary:
+        soundfile.write(temporary, samples, rate, subtype="PCM_16", format="WAV")
+
+
 def cut_to_sound(utterances: Sequence[Utterance], out_dir: str | os.PathLike, max_margin: float = 0.05,
                  top_db: float = 35.0, floor_margin_db: float = 10.0,
                  sample_rate: int = audio.SAMPLE_RATE) -> list[Utterance]:
@@ -155,7 +165,7 @@ def cut_to_sound(utterances: Sequence[Utterance], out_dir: str | os.PathLike, ma
     copies = []
     for utterance in utterances:
         target = _copy_path(utterance, folder)
-        lead, tail = np.random.default_rng(int(_source_key(utterance), 16)).uniform(0.0, max_margin, size=2)
+        lead, tail = _source_rng(utterance).uniform(0.0, max_margin, size=2)
         waveform = audio.load(utterance.audio, sample_rate)
         runs = audio.sound_runs(waveform, sample_rate, top_db, floor_margin_db, min_pause=float("inf"))
         if not runs:  # silence: nothing to cut to
@@ -164,8 +174,7 @@ def cut_to_sound(utterances: Sequence[Utterance], out_dir: str | os.PathLike, ma
             start = max(0, runs[0][0] - round(lead * sample_rate))
             end = min(len(waveform), runs[-1][1] + round(tail * sample_rate))
         if not target.exists():
-            with atomic_path(target) as temporary:
-                soundfile.write(temporary, waveform[start:end], sample_rate, subtype="PCM_16", format="WAV")
+            _write_wav(target, waveform[start:end], sample_rate)
         offset, length = start / sample_rate, (end - start) / sample_rate
         segments = tuple(Segment(max(0.0, s.start - offset), min(length, s.end - offset), s.label)
                          for s in utterance.segments if s.end > offset and s.start < offset + length)
@@ -202,9 +211,7 @@ def connected_digits(
             ):
                 samples, rate, segments = _join_clips(chunk, rng, options)
                 path = out_dir / "audio" / split / f"{speaker}_{repeat}_{number:04d}.wav"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with atomic_path(path) as temporary:
-                    soundfile.write(temporary, samples, rate, format="WAV", subtype="PCM_16")
+                _write_wav(path, samples, rate)
                 text = " ".join(s.label for s in segments)
                 manifests.setdefault(split, []).append(
                     Utterance(path.absolute(), text, speaker, len(samples) / rate, segments)
@@ -227,13 +234,10 @@ def through_channels(utterances: Sequence[Utterance], out_dir: str | os.PathLike
     out_dir = Path(out_dir)
     copies = []
     for utterance in utterances:
-        kind = channels.draw(np.random.default_rng(int(_source_key(utterance), 16)), kinds)
+        kind = channels.draw(_source_rng(utterance), kinds)
         target = _copy_path(utterance, out_dir / kind)
         if not target.exists():
-            heard = channels.through(audio.load(utterance.audio, sample_rate), kind, sample_rate)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(target) as temporary:
-                soundfile.write(temporary, heard, sample_rate, subtype="PCM_16", format="WAV")
+            _write_wav(target, channels.through(audio.load(utterance.audio, sample_rate), kind, sample_rate), sample_rate)
         copies.append(dataclasses.replace(utterance, audio=target.absolute()))
     return copies
 
@@ -249,10 +253,8 @@ def in_rooms(utterances: Sequence[Utterance], out_dir: str | os.PathLike,
     for utterance in utterances:
         target = _copy_path(utterance, out_dir)
         if not target.exists():
-            rng = np.random.default_rng(int(_source_key(utterance), 16))
-            heard = rooms.heard_in_room(audio.load(utterance.audio, sample_rate), rng, rt60_range, sample_rate)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(target) as temporary:
-                soundfile.write(temporary, heard, sample_rate, subtype="PCM_16", format="WAV")
+            heard = rooms.heard_in_room(audio.load(utterance.audio, sample_rate), _source_rng(utterance), rt60_range,
+                                        sample_rate)
+            _write_wav(target, heard, sample_rate)
         copies.append(dataclasses.replace(utterance, audio=target.absolute()))
     return copies

@@ -65,7 +65,7 @@ class SceneOptions:
             raise SpeechseqError(f"unknown noise kinds {unknown or '(none given)'}: use some of {', '.join(ALL_NOISES)}")
         if not 0.0 <= self.channel_share <= 1.0:
             raise SpeechseqError(f"channel_share is a share of scenes, 0 to 1: got {self.channel_share}")
-        channels.draw(np.random.default_rng(0), self.channel_kinds)  # refuses unknown kinds
+        channels.check_kinds(self.channel_kinds)
 
 
 def _clip(path: Path, options: SceneOptions) -> tuple[np.ndarray, list[tuple[int, int]]]:
