@@ -1,4 +1,4 @@
-"""English from every real voice we have: a character CTC recogniser on speechocean762, Kathleen and FSDD.
+"""English from every real voice we have: a CTC recogniser (characters, or phones with --phones) on speechocean762, Kathleen and FSDD.
 
     .venv/bin/python pipelines/english.py --prepare-only           # build manifests, print the split, exit
     .venv/bin/python pipelines/english.py --out /work/runs/english  # train (re-running resumes), then score
@@ -42,7 +42,7 @@ Training data, all read English:
   training prompt).
 - `--spliced-kathleen N` (off by default) adds N utterances of Kathleen's own words in new
   orders: her training takes cut at word boundaries found by forced alignment with
-  `--splice-model` (default saved_models/english-read, which trained on those takes and reads
+  `--splice-model` (default saved_models/english-read/7, a character model, which trained on those takes and reads
   them at 2.3% CER) and joined again as 3-6 runs of 1-3 consecutive words from different takes
   (`speechseq.splicing`). Her voice without her prompts' sentences to learn by heart. Only her
   training takes are cut: dev and held-out prompts stay whole and unseen.
@@ -56,6 +56,13 @@ Training data, all read English:
 - `--general-words N` writes work/english/general-words-N.txt: the N words of PocketSphinx's
   en-us dictionary most frequent in its general LM (the `peers` extra), for `speechseq export
   --lm-words`, so the shipped LM knows them beside the training prompts' 2,945 word types.
+- `--phones` trains a phone model: every manifest spelt in ARPAbet phones (39, no stress) by
+  CMU's pronouncing dictionary as PocketSphinx ships it (the `peers` extra; utterances with a
+  word it lacks are left out, about 1%), one CTC class per phone (`speechseq.lexicon`). Its
+  scores here are phone error rates (greedy); it writes words once exported with `--lm-from`,
+  which ships the lexicon and an LM of pronunciations (`speechseq.phone_decoding`). Why: the
+  character model spells Kathleen's training prompts at 2.3% CER and her new ones at 27%;
+  a phone model leaves spelling to the dictionary (RESULTS: "A phone model with a lexicon").
 - `--set train.init_from=saved_models/english-read/5` starts from a trained model's weights
   (an export, a run or a .keras file, as `speechseq finetune`) instead of from scratch.
 
@@ -80,6 +87,7 @@ manifests, connected digits and synthetic audio go to work/english/.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import random
@@ -311,7 +319,7 @@ def on_channels(utterances: list[corpora.Utterance], share: float) -> list[corpo
 
 
 def build(synthetic_voices: int, speed: list[float], tight: float = 0.0, roomy: bool = False,
-          dictionary: int = 0, spliced: int = 0, splice_model: str = str(ROOT / "saved_models" / "english-read"),
+          dictionary: int = 0, spliced: int = 0, splice_model: str = str(ROOT / "saved_models" / "english-read" / "7"),
           channels: float = 0.0, reverb: float = 0.0) -> dict:
     """Sources' splits, the training and dev manifests, the test sets."""
     sources = {
@@ -359,6 +367,35 @@ def build(synthetic_voices: int, speed: list[float], tight: float = 0.0, roomy: 
         "dev": corpora.write_manifest([u for s in sources.values() for u in s["dev"]], WORK / "dev.jsonl"),
         "tests": {name: (items, corpora.write_manifest(items, WORK / f"test-{slug(name)}.jsonl"))
                   for name, items in tests.items()},
+    }
+
+
+def spelt_in_phones(corpus: dict) -> dict:
+    """`corpus` with every manifest spelt in phones (work/english/phones/), those utterances left
+    out that have a word CMU's dictionary lacks; and the phone vocabulary the run trains on."""
+    from speechseq.lexicon import WORD_TEXT, Lexicon, phone_vocabulary, pocketsphinx_dictionary
+
+    lexicon = Lexicon.read(pocketsphinx_dictionary())
+    folder = WORK / "phones"
+
+    def spelt(items: list[corpora.Utterance], name: str) -> tuple[list[corpora.Utterance], Path]:
+        kept = []
+        for utterance in items:
+            words = WORD_TEXT.normalize(utterance.text)
+            if not lexicon.missing(words):
+                kept.append(dataclasses.replace(utterance, text=lexicon.spell(words)))
+        if len(kept) < len(items):
+            print(f"phones: {len(items) - len(kept)} of {len(items)} utterances of {name} have a word "
+                  "the dictionary lacks; left out")
+        return kept, corpora.write_manifest(kept, folder / name)
+
+    vocabulary = folder / "vocabulary.json"
+    phone_vocabulary().save(vocabulary)
+    return corpus | {
+        "train": spelt(corpora.read_manifest(corpus["train"]), Path(corpus["train"]).name)[1],
+        "dev": spelt(corpora.read_manifest(corpus["dev"]), "dev.jsonl")[1],
+        "tests": {name: spelt(items, path.name) for name, (items, path) in corpus["tests"].items()},
+        "vocabulary": vocabulary,
     }
 
 
@@ -443,7 +480,7 @@ def main(argv: list[str] | None = None) -> dict | None:
                         help="strings of dictionary words for the eSpeak voices to read (the peers extra)")
     parser.add_argument("--spliced-kathleen", type=int, default=0,
                         help="utterances of Kathleen's training words spliced in new orders")
-    parser.add_argument("--splice-model", default=str(ROOT / "saved_models" / "english-read"),
+    parser.add_argument("--splice-model", default=str(ROOT / "saved_models" / "english-read" / "7"),
                         help="CTC export whose forced alignment finds the words to splice")
     parser.add_argument("--channels", type=float, default=0.0,
                         help="share of the training utterances replaced by copies heard through a transmission "
@@ -454,6 +491,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--general-words", type=int, default=0,
                         help="also write work/english/general-words-N.txt, the N most frequent words of "
                         "PocketSphinx's en-us dictionary, for `speechseq export --lm-words` (the peers extra)")
+    parser.add_argument("--phones", action="store_true",
+                        help="a phone model: the manifests spelt in phones by CMU's dictionary (the peers extra)")
     parser.add_argument("--prepare-only", action="store_true", help="build the manifests, print the split, exit")
     parser.add_argument("--score-only", action="store_true",
                         help="score the run's best model as it stands (a run stopped early), without training")
@@ -468,6 +507,8 @@ def main(argv: list[str] | None = None) -> dict | None:
             parser.error(f"{option} is a share in [0, 1], got {share}")
     corpus = build(args.synthetic_voices, args.speed, args.tight, args.roomy_digits, args.dictionary_sentences,
                    args.spliced_kathleen, args.splice_model, args.channels, args.reverb)
+    if args.phones:
+        corpus = spelt_in_phones(corpus)
     print(describe(corpus, groups), flush=True)
     if args.general_words:
         print(f"general words for the LM: {general_words(args.general_words)}")
@@ -476,7 +517,10 @@ def main(argv: list[str] | None = None) -> dict | None:
 
     from speechseq import runfile, train
 
-    settings = DEFAULTS + [f"data.train={corpus['train']}", f"data.dev={corpus['dev']}"] + args.set
+    settings = DEFAULTS + [f"data.train={corpus['train']}", f"data.dev={corpus['dev']}"]
+    if args.phones:
+        settings += [f"data.vocabulary={corpus['vocabulary']}", "data.digits_as_words=false"]
+    settings += args.set
     run = runfile.load(None, settings, args.out)
     started = time.perf_counter()
     if args.score_only:
@@ -490,6 +534,10 @@ def main(argv: list[str] | None = None) -> dict | None:
         train.fit(run)
     minutes = (time.perf_counter() - started) / 60
     timing = {"scored_without_training": True} if args.score_only else {"training_minutes_this_session": round(minutes, 1)}
+    if args.phones:
+        print("a phone model: CER below is the phone error rate and WER that of whole pronunciations "
+              "(greedy); export it with --lm-from for words", flush=True)
+        timing |= {"scored_in": "phones (CER: phone error rate, WER: pronunciation error rate)"}
     results = timing | score(args.out, corpus, groups)
     write_text(args.out / "results.json", json.dumps(results, indent=2) + "\n")
     return results

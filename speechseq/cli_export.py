@@ -7,6 +7,7 @@ from pathlib import Path
 
 from speechseq import audio, corpora
 from speechseq.errors import SpeechseqError
+from speechseq.lexicon import is_phone_vocabulary, transcript_text
 
 def add_export(commands) -> None:
     export = commands.add_parser("export", help="export a trained model for TF Serving")
@@ -34,6 +35,9 @@ def add_export(commands) -> None:
                         help="with --lm-from: words (one per line) the model knows beyond its texts, each seen once")
     export.add_argument("--lm-beam", type=int,
                         help="with --lm-from: beams the shipped search keeps and is tuned with (default 32)")
+    export.add_argument("--lexicon", type=Path, metavar="DICT",
+                        help="phone models, with --lm-from: pronunciations in CMU's format (default: CMU's "
+                        "dictionary from PocketSphinx, the peers extra); the export ships those of its LM's words")
     export.set_defaults(run=cmd_export)
 
 
@@ -52,7 +56,17 @@ def cmd_export(args) -> int:
     listed_words = _word_list(args.lm_words) if args.lm_words else []
     if args.grammar and args.lm_from:
         raise SpeechseqError("ship --grammar (a closed word list) or --lm-from (an open n-gram model), not both")
+    if args.lexicon and not args.lm_from:
+        raise SpeechseqError("--lexicon spells the words of --lm-from: give the texts too")
     trained = export.load_trained(args.model)
+    phones = trained.task == "ctc" and is_phone_vocabulary(trained.classes)
+    if phones and not args.lm_from:
+        raise SpeechseqError(f"{args.model} hears phones: its export needs --lm-from (the words it may write, "
+                             "and their pronunciations with --lexicon)")
+    if phones and args.grammar:
+        raise SpeechseqError(f"{args.model} hears phones: --grammar is for character models")
+    if args.lexicon and not phones:
+        raise SpeechseqError(f"--lexicon is for phone models; {args.model} spells characters")
     card = _card(args.card) if args.card else None
     checked: dict = {}
 
@@ -129,39 +143,98 @@ def _ship_grammar(args, trained, staging: Path, checked: dict) -> None:
 
 def _ship_language_model(args, trained, staging: Path, checked: dict, listed_words: list[str]) -> None:
     """--lm-from (and --tune-lm, --lm-words): an n-gram model of these texts (knowing the
-    listed words too), for beam search by default."""
+    listed words too), for beam search by default. A phone model's export also gets the
+    pronunciations of those words and the same model over them (`phone_decoding`)."""
     from speechseq import language_model, tuning
     from speechseq.decoding import BeamOptions
 
     source = args.lm_from
     beams = args.lm_beam or BeamOptions.beam_width
+    phones = is_phone_vocabulary(trained.classes)
+    words_text = transcript_text(trained.classes)
     if source.suffix == ".jsonl":
-        texts = [trained.classes.normalize(u.text) for u in corpora.read_manifest(source)]
+        texts = [words_text.normalize(u.text) for u in corpora.read_manifest(source)]
     else:
-        texts = [trained.classes.normalize(line) for line in _read_text(source).splitlines()]
+        texts = [words_text.normalize(line) for line in _read_text(source).splitlines()]
     texts = list(dict.fromkeys(t for t in texts if t))  # each sentence once: takes of one prompt are one text
     # Spelt as the texts are (the vocabulary's normalisation), or a listed word could never match.
-    listed_words = list(dict.fromkeys(w for word in listed_words for w in trained.classes.normalize(word).split()))
+    listed_words = list(dict.fromkeys(w for word in listed_words for w in words_text.normalize(word).split()))
     arpa = language_model.build_arpa(texts, staging / "lm-building.arpa", order=args.lm_order, words=listed_words)
     about = {"built_from": source.name, "sentences": len(texts), "order": args.lm_order,
              "estimate": "arpabo, Kneser-Ney back-off"}
     built = f"language model: order {args.lm_order} from {len(texts)} sentences"
+    known = {word for sentence in texts for word in sentence.split()}
     if listed_words:
         # Listed words the texts already have change nothing: the card counts those that are new.
-        known = {word for sentence in texts for word in sentence.split()}
         new = sum(word not in known for word in listed_words)
         about |= {"words_from": args.lm_words.name, "words_listed": len(listed_words), "words_new": new}
         built += f" and {len(listed_words)} listed words ({new} not in them)"
+    search_lm, shipped_phones = arpa, None
+    if phones:
+        lexicon, phone_arpa, spelt = _pronunciations(args, texts, known | set(listed_words), staging)
+        about |= spelt
+        built += (f"; {spelt['lexicon_words']} of its words in the lexicon, pronunciation LM from "
+                  f"{spelt['phone_sentences']} sentences")
+        search_lm, shipped_phones = phone_arpa, (phone_arpa, lexicon)
     if args.tune_lm:
-        tuned = tuning.tune_language_model(staging, corpora.read_manifest(args.tune_lm), str(arpa), beams)
+        if shipped_phones:  # tuning transcribes with the export, which needs its lexicon in place
+            language_model.ship(staging, arpa, BeamOptions(beam_width=beams), about, phones=shipped_phones)
+        tuned = tuning.tune_language_model(staging, corpora.read_manifest(args.tune_lm), str(search_lm), beams,
+                                           spelling=(shipped_phones[1], str(arpa)) if phones else None)
         options = BeamOptions(beam_width=beams, alpha=tuned.alpha, beta=tuned.beta)
         about |= tuned.about(args.tune_lm.name)
         checked["decoding"] = f"{built}, " + _tuned(tuned)
     else:
         options = BeamOptions(beam_width=beams)
         checked["decoding"] = f"{built}, default weights"
-    language_model.ship(staging, arpa, options, about)
+    language_model.ship(staging, arpa, options, about, phones=shipped_phones)
     arpa.unlink()
+    if shipped_phones:
+        shipped_phones[0].unlink()
+        checked["decoding"] += "; " + _ship_graph_words(trained, staging, texts, listed_words, shipped_phones[1])
+
+
+# The graph's word search (TF Serving's transcript) is exact, one step per frame over every
+# word's phones: the LM's sentence words and this many of the listed words keep it near
+# 0.1 of real time on 2 cores (RESULTS: "A phone model with a lexicon").
+GRAPH_LISTED_WORDS = 2000
+
+
+def _ship_graph_words(trained, staging: Path, texts: list[str], listed_words: list[str], lexicon) -> str:
+    """A phone model's words for its graph: TF Serving has no LM, so the graph searches a
+    word list (the LM's sentence words, each as often as they say it, and the first
+    `GRAPH_LISTED_WORDS` listed words once) and its transcript is words, not phones."""
+    from speechseq import export, grammar
+    from speechseq.language_model import LEXICON_FILE
+
+    said = [word for sentence in texts for word in sentence.split() if word in lexicon.pronunciations]
+    extra = [word for word in listed_words[:GRAPH_LISTED_WORDS] if word in lexicon.pronunciations]
+    words = grammar.Grammar.from_lines(said + extra, where=str(staging))
+    grammar.ship(staging, words, grammar.GrammarOptions(),
+                 {"source": "the LM's words", "lexicon": LEXICON_FILE,
+                  "used_by": "the graph's transcript (TF Serving); speechseq transcribe searches with the LM"})
+    export.save_graph(trained, staging)
+    return f"the graph searches {len(words.phrases)} of its words"
+
+
+def _pronunciations(args, texts: list[str], words: set[str], staging: Path):
+    """A phone model's lexicon (the LM's words that `--lexicon` has) and its pronunciation LM."""
+    from speechseq import language_model
+    from speechseq.lexicon import Lexicon, pocketsphinx_dictionary
+    from speechseq.phone_decoding import phone_sentences
+
+    lexicon = Lexicon.read(args.lexicon or pocketsphinx_dictionary(), words=words)
+    sentences, left_out = phone_sentences(texts, lexicon)
+    if not sentences:
+        raise SpeechseqError(f"{args.lm_from}: no sentence has all its words in the lexicon")
+    listed = [phones for spellings in lexicon.pronunciations.values() for phones in spellings]
+    arpa = language_model.build_arpa(sentences, staging / "phone-lm-building.arpa", order=args.lm_order,
+                                     words=listed)
+    about = {"lexicon_from": (args.lexicon or Path("cmudict-en-us.dict")).name,
+             "lexicon_words": len(lexicon.pronunciations),
+             "words_without_pronunciation": len(words) - len(lexicon.pronunciations),
+             "phone_sentences": len(sentences), "sentences_left_out": left_out}
+    return lexicon, arpa, about
 
 
 def _tuned(tuned) -> str:

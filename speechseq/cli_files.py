@@ -112,7 +112,8 @@ def add_transcribe(commands) -> None:
     transcribe.add_argument("--grammar", type=Path, metavar="FILE",
                             help="decode only these words or phrases (one per line; any sequence of them)")
     transcribe.add_argument("--no-lm", action="store_true",
-                            help="greedy decoding in the graph, ignoring the word list or language model the export ships")
+                            help="greedy decoding in the graph, ignoring the word list or language model the export "
+                            "ships (a phone model: its pronunciations spelt without an LM in the search)")
     transcribe.add_argument("--plot", type=Path, help="PNG: spectrogram with each word's span")
     transcribe.set_defaults(run=cmd_transcribe)
 

@@ -14,6 +14,7 @@ import numpy as np
 from speechseq import data, decoding, metrics, models, segments
 from speechseq.corpora import Utterance
 from speechseq.features import FeatureConfig
+from speechseq.lexicon import transcript_text
 from speechseq.text import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -98,12 +99,13 @@ def score_export(model, utterances: Sequence[Utterance], options=None) -> Scores
     from speechseq.transcribe import Transcriber, TranscriberOptions
 
     transcriber = Transcriber(model, options or TranscriberOptions())
+    words_text = transcript_text(transcriber.vocabulary)
     references, hypotheses = [], []
     for utterance, result in zip(utterances, transcriber.transcribe_files(u.audio for u in utterances)):
         if isinstance(result, Exception):
             log.warning("scored as empty: %s", result)
         hypotheses.append("" if isinstance(result, Exception) else result.text)
-        references.append(transcriber.vocabulary.normalize(utterance.text))
+        references.append(words_text.normalize(utterance.text))
     return _scores(references, hypotheses)
 
 

@@ -36,6 +36,7 @@ import tensorflow as tf
 from speechseq import models
 from speechseq.features import FeatureConfig
 from speechseq.files import current_umask
+from speechseq.lexicon import is_phone_vocabulary
 from speechseq.published import ExportError, task_of, trained_files, versions
 from speechseq.serving import serving_module
 from speechseq.text import TagSet, Vocabulary
@@ -87,7 +88,7 @@ def model_card(trained: Trained, name: str, version: int, extra: dict | None = N
         "name": name,
         "version": version,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "task": "transcription (character CTC)" if trained.task == "ctc" else "frame tagging",
+        "task": _task_description(trained),
         "sample_rate": trained.features.sample_rate,
         "input": "mono float32 audio in [-1, 1] at sample_rate, or 16-bit PCM WAV bytes at any rate",
         "architecture": {
@@ -115,6 +116,14 @@ def model_card(trained: Trained, name: str, version: int, extra: dict | None = N
             "before_and_after": _json_file(trained.folder / "report.json"),
         }
     return card | (extra or {})
+
+
+def _task_description(trained: Trained) -> str:
+    if trained.task != "ctc":
+        return "frame tagging"
+    if is_phone_vocabulary(trained.classes):
+        return "transcription (phone CTC; words through the lexicon it ships)"
+    return "transcription (character CTC)"
 
 
 def _training_data(trained: Trained) -> dict:
@@ -197,8 +206,10 @@ def _write_assets(trained: Trained, folder: Path, name: str, version: int, card:
     (assets / "model_card.json").write_text(
         json.dumps(model_card(trained, name, version, card), indent=2) + "\n"
     )
-    for kept in ("results.json", "audit.json", "report.json", "smoothing.json", "grammar.txt", "grammar.json"):
-        # re-exports keep them (a grammar given to the export replaces the earlier one)
+    for kept in ("results.json", "audit.json", "report.json", "smoothing.json", "grammar.txt", "grammar.json",
+                 "lexicon.dict"):
+        # re-exports keep them (a grammar given to the export replaces the earlier one; a phone
+        # model's grammar is heard through its lexicon)
         if (trained.folder / kept).exists():
             shutil.copyfile(trained.folder / kept, assets / kept)
     trained.model.save(extra / "model.keras")  # loaded uncompiled: weights without optimizer state

@@ -23,6 +23,8 @@ import keras
 
 from speechseq import corpora, data, evaluate, export, runfile, train
 from speechseq.files import write_text
+from speechseq.language_model import LEXICON_FILE
+from speechseq.lexicon import WORD_TEXT, Lexicon, LexiconError, is_phone_vocabulary
 from speechseq.published import ExportError, trained_files
 from speechseq.starting import (freeze, inherited_settings, resolve_source, shared_ids, starting_model,
                                 starting_settings, with_frame_head, with_vocabulary)
@@ -57,6 +59,8 @@ def make_run(options: FinetuneOptions, directory: str | Path, overrides: Sequenc
     if source.task != "ctc":
         raise ExportError(f"{options.source}: fine-tuning supports transcription (CTC) models")
     directory.mkdir(parents=True, exist_ok=True)
+    if is_phone_vocabulary(source.classes) and not options.vocabulary:
+        options = _spelt_in_phones(options, source.folder, directory)
     vocabulary = options.vocabulary
     if not vocabulary:
         vocabulary = str(directory / "source_vocabulary.json")
@@ -88,6 +92,34 @@ def make_run(options: FinetuneOptions, directory: str | Path, overrides: Sequenc
         "train.seed": options.seed,
     }
     return runfile.load(None, settings | runfile.as_mapping(overrides), directory)
+
+
+def _spelt_in_phones(options: FinetuneOptions, source_folder: Path, directory: Path) -> FinetuneOptions:
+    """A phone model learns from phones: its manifests, written in words as for any model,
+    spelt by the lexicon its export ships (the run keeps the spelt copies)."""
+    lexicon = phone_lexicon(source_folder, options.source)
+    spelt = {name: spelt_manifest(getattr(options, name), lexicon, directory / f"phones-{name}.jsonl")
+             for name in ("manifest", "dev", "replay") if getattr(options, name)}
+    return dataclasses.replace(options, **spelt)
+
+
+def phone_lexicon(folder: Path, source) -> Lexicon:
+    lexicon_file = Path(folder) / LEXICON_FILE
+    if not lexicon_file.exists():
+        raise ExportError(f"{source} hears phones but has no {LEXICON_FILE}: fine-tune it from its export")
+    return Lexicon.read(lexicon_file)
+
+
+def spelt_manifest(manifest: str, lexicon: Lexicon, path: Path) -> str:
+    """`manifest` with each transcript in phones; a word the lexicon lacks stops it, named."""
+    utterances = corpora.read_manifest(manifest)
+    missing = sorted({w for u in utterances for w in lexicon.missing(WORD_TEXT.normalize(u.text))})
+    if missing:
+        raise LexiconError(f"{manifest}: the model's lexicon has no pronunciation of {', '.join(missing[:20])}"
+                           f"{' ...' if len(missing) > 20 else ''} (re-export it with those words in --lm-from or "
+                           "--lm-words, then fine-tune from that export)")
+    spelt = [dataclasses.replace(u, text=lexicon.spell(WORD_TEXT.normalize(u.text))) for u in utterances]
+    return str(corpora.write_manifest(spelt, path))
 
 
 def _training_manifest(options: FinetuneOptions, directory: Path) -> str:
@@ -126,9 +158,14 @@ def before_and_after(source: str | Path, run_directory: str | Path, test_sets: d
     models_compared = {"before": export.load_trained(resolve_source(source)),
                        "after": export.load_trained(run_directory)}
     report: dict = {}
+    before = models_compared["before"]
+    lexicon = phone_lexicon(before.folder, source) if is_phone_vocabulary(before.classes) else None
     for name, manifest in test_sets.items():
+        row = {"utterances": len(corpora.read_manifest(manifest)), "manifest": str(manifest)}
+        if lexicon:  # greedy phones against the references spelt in phones
+            manifest = spelt_manifest(manifest, lexicon, Path(run_directory) / f"phones-test-{len(report)}.jsonl")
+            row["scored_in"] = "phones (CER: phone error rate, WER: pronunciation error rate)"
         utterances = corpora.read_manifest(manifest)
-        row = {"utterances": len(utterances), "manifest": str(manifest)}
         for moment, trained in models_compared.items():
             scores = evaluate.score_ctc(trained.model, utterances, trained.classes, trained.features,
                                         trained.subsampling)

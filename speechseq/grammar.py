@@ -32,6 +32,7 @@ import numpy as np
 from speechseq.decoding import Word
 from speechseq.errors import SpeechseqError
 from speechseq.files import write_text
+from speechseq.lexicon import Lexicon
 from speechseq.text import BLANK_ID, Vocabulary
 
 
@@ -109,9 +110,15 @@ def ship(version_folder: str | os.PathLike, grammar: Grammar, options: GrammarOp
 
 
 def shipped_decoder(version_folder: str | os.PathLike, vocabulary: Vocabulary) -> GrammarDecoder | None:
-    """A decoder of the export's own grammar with its weights, or None if it ships none."""
+    """A decoder of the export's own grammar with its weights, or None if it ships none (a
+    phone model's grammar names the lexicon that says how its words sound)."""
     found = shipped(version_folder)
-    return GrammarDecoder(vocabulary, *found) if found else None
+    if not found:
+        return None
+    assets = Path(version_folder) / "assets"
+    lexicon_file = json.loads((assets / WEIGHTS_FILE).read_text()).get("lexicon")
+    lexicon = Lexicon.read(assets / lexicon_file) if lexicon_file else None
+    return GrammarDecoder(vocabulary, *found, lexicon=lexicon)
 
 
 def shipped(version_folder: str | os.PathLike) -> tuple[Grammar, GrammarOptions] | None:
@@ -154,7 +161,9 @@ class SearchTables:
 class GrammarDecoder:
     """Viterbi decoding of CTC log-probabilities over a `Grammar`'s phrase loop."""
 
-    def __init__(self, vocabulary: Vocabulary, grammar: Grammar, options: GrammarOptions = GrammarOptions()):
+    def __init__(self, vocabulary: Vocabulary, grammar: Grammar, options: GrammarOptions = GrammarOptions(),
+                 lexicon: Lexicon | None = None):
+        """`lexicon`: the model hears phones; each word is searched as its main pronunciation."""
         self.grammar, self.options = grammar, options
         if " " not in vocabulary.symbols:
             raise GrammarError("the model's vocabulary has no space: it cannot separate words")
@@ -175,11 +184,16 @@ class GrammarDecoder:
         for phrase, log_prior in zip(grammar.phrases, grammar.log_priors):
             previous_end, previous_space = None, None
             for position, word in enumerate(phrase):
-                missing = sorted(set(word) - set(vocabulary.symbols))
-                if missing:
-                    raise GrammarError(f"the word {word!r} has {', '.join(map(repr, missing))}, "
-                                       "which the model cannot spell")
-                ids = vocabulary.encode(word)
+                if lexicon is not None:
+                    if word not in lexicon.pronunciations:
+                        raise GrammarError(f"the word {word!r} is not in the lexicon: the model cannot hear it")
+                    ids = vocabulary.encode(lexicon.pronunciations[word][0])
+                else:
+                    missing = sorted(set(word) - set(vocabulary.symbols))
+                    if missing:
+                        raise GrammarError(f"the word {word!r} has {', '.join(map(repr, missing))}, "
+                                           "which the model cannot spell")
+                    ids = vocabulary.encode(word)
                 self._word_texts.append(word)
                 nodes = [add(i, len(self._word_texts) - 1) for i in ids]
                 bonus = options.beta

@@ -25,8 +25,11 @@ from pathlib import Path
 from speechseq.decoding import BeamOptions
 from speechseq.errors import SpeechseqError
 from speechseq.files import write_text
+from speechseq.lexicon import Lexicon
 
 LM_FILE, SETTINGS_FILE = "lm.arpa", "lm.json"
+# A phone model's export also ships its words' pronunciations and an LM of them (`phone_decoding`).
+PHONE_LM_FILE, LEXICON_FILE = "phone-lm.arpa", "lexicon.dict"
 _SECTION = re.compile(r"^\\(\d+)-grams:$")
 
 
@@ -87,14 +90,22 @@ def kenlm_layout(arpa: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def ship(version_folder: str | os.PathLike, arpa: str | os.PathLike, options: BeamOptions, about: dict) -> None:
+def ship(version_folder: str | os.PathLike, arpa: str | os.PathLike, options: BeamOptions, about: dict,
+         phones: tuple[str | os.PathLike, Lexicon] | None = None) -> None:
     """Put the model `arpa` into an export (before it is published): transcription with the
     export then beam-searches with it by default. `about` goes beside the weights and into
-    the model card."""
+    the model card. A phone model's export also takes `phones`: the LM of pronunciations
+    its search runs on and the lexicon that spells them (`arpa` then chooses spellings)."""
     assets = Path(version_folder) / "assets"
     shutil.copyfile(arpa, assets / LM_FILE)
     settings = {"file": LM_FILE, "beam_width": options.beam_width, "alpha": options.alpha,
-                "beta": options.beta, **about}
+                "beta": options.beta}
+    if phones:
+        phone_arpa, lexicon = phones
+        shutil.copyfile(phone_arpa, assets / PHONE_LM_FILE)
+        lexicon.write(assets / LEXICON_FILE)
+        settings |= {"phone_lm": PHONE_LM_FILE, "lexicon": LEXICON_FILE, "lexicon_words": len(lexicon.pronunciations)}
+    settings |= about
     write_text(assets / SETTINGS_FILE, json.dumps(settings, indent=2) + "\n")
     card_file = assets / "model_card.json"
     if card_file.exists():
@@ -110,3 +121,17 @@ def shipped(version_folder: str | os.PathLike) -> BeamOptions | None:
     settings = json.loads((assets / SETTINGS_FILE).read_text())
     return dataclasses.replace(BeamOptions(), lm=str(assets / settings["file"]), beam_width=int(settings["beam_width"]),
                                alpha=float(settings["alpha"]), beta=float(settings["beta"]))
+
+
+def shipped_lexicon(version_folder: str | os.PathLike) -> tuple[BeamOptions, Lexicon, str] | None:
+    """A phone model export's search: its pronunciation LM with the shipped weights, its
+    lexicon and its word LM (for spelling); None if it ships no lexicon."""
+    options = shipped(version_folder)
+    assets = Path(version_folder) / "assets"
+    if options is None:
+        return None
+    settings = json.loads((assets / SETTINGS_FILE).read_text())
+    if "lexicon" not in settings:
+        return None
+    return (dataclasses.replace(options, lm=str(assets / settings["phone_lm"])),
+            Lexicon.read(assets / settings["lexicon"]), options.lm)

@@ -25,6 +25,8 @@ from speechseq import audio, decoding, grammar, language_model, windowing
 from speechseq.decoding import BeamOptions, Word
 from speechseq.errors import SpeechseqError
 from speechseq.grammar import Grammar, GrammarOptions
+from speechseq.lexicon import is_phone_vocabulary
+from speechseq.phone_decoding import PhoneBeamSearch
 from speechseq.windowing import WindowOptions
 
 log = logging.getLogger(__name__)
@@ -96,6 +98,8 @@ class Transcriber:
 
     def _choose_decoder(self, options: TranscriberOptions):
         """Beam search or grammar decoding on the exported log-probabilities; None = greedy in the graph."""
+        if is_phone_vocabulary(self.vocabulary):
+            return self._phone_decoder(options)
         if options.beam:
             return decoding.BeamSearch(self.vocabulary, options.beam)
         folder = self.published.folder
@@ -111,11 +115,36 @@ class Transcriber:
             return None
         return decoding.BeamSearch(self.vocabulary, beam) if beam else None
 
+    def _phone_decoder(self, options: TranscriberOptions):
+        """A phone model writes words through the lexicon and LMs it ships (`phone_decoding`):
+        with `shipped_decoding=False` (--no-lm) its search keeps one beam and no LM, and the
+        word LM only tells homophones apart; a grammar's words must be in its lexicon."""
+        from speechseq.published import ExportError
+
+        folder = self.published.folder
+        if options.beam:
+            raise ExportError(f"{folder} hears phones: it decodes with the lexicon and LM it ships "
+                              "(a beam search with a language model of your own is for character models)")
+        shipped = language_model.shipped_lexicon(folder)
+        if shipped is None:
+            raise ExportError(f"{folder} hears phones but ships no lexicon (export it with --lm-from)")
+        if options.grammar:  # any sequence of these words, each heard as the lexicon says it
+            return grammar.GrammarDecoder(self.vocabulary, options.grammar,
+                                          options.grammar_options or GrammarOptions(), lexicon=shipped[1])
+        if importlib.util.find_spec("kenlm") is None:
+            raise ExportError(f"{folder} hears phones: its words need the kenlm package (pip install 'speechseq[lm]')")
+        beam, lexicon, words_lm = shipped
+        if not options.shipped_decoding:
+            beam = decoding.BeamOptions(beam_width=1)
+        return PhoneBeamSearch(self.vocabulary, beam, lexicon, words_lm)
+
     @property
     def decoding(self) -> str:
-        """How transcripts are decoded: "greedy", "beam" or "grammar"."""
+        """How transcripts are decoded: "greedy", "beam", "grammar" or "phones" (`phone_decoding`)."""
         if self._decoder is None:
             return "greedy"
+        if isinstance(self._decoder, PhoneBeamSearch):
+            return "phones"
         return "beam" if isinstance(self._decoder, decoding.BeamSearch) else "grammar"
 
     @property

@@ -27,6 +27,7 @@ from speechseq.corpora import Utterance
 from speechseq.errors import SpeechseqError
 from speechseq.files import write_text
 from speechseq.grammar import Grammar, GrammarOptions
+from speechseq.lexicon import Lexicon, transcript_text
 from speechseq.segments import SMOOTHING_FILE, SmoothingOptions
 
 GRID = {
@@ -126,12 +127,14 @@ class TunedWeights:
                 "dev": self.dev, "dev_with_defaults": self.dev_with_defaults, "dev_greedy": self.dev_greedy}
 
 
-def _tune_weights(model, utterances: Sequence[Utterance], grid: dict, defaults, decoder_for) -> TunedWeights:
+def _tune_weights(model, utterances: Sequence[Utterance], grid: dict, defaults, decoder_for,
+                  greedy_decoder=None) -> TunedWeights:
     """The (alpha, beta) of `grid` with the lowest dev WER for the decoders
     `decoder_for(vocabulary, alpha, beta)` makes. Each file runs through the exported model once; every candidate decodes
     the same log-probabilities. Candidates nearest the defaults come first and the first
     of equal WERs wins: on a small dev set the WER ties often, and a tie is no reason to
-    move the weights far."""
+    move the weights far. `greedy_decoder`: what the greedy baseline is (default: greedy
+    CTC decoding of the model's own symbols)."""
     from speechseq import audio
     from speechseq.transcribe import Transcriber, TranscriberOptions
 
@@ -139,7 +142,7 @@ def _tune_weights(model, utterances: Sequence[Utterance], grid: dict, defaults, 
         raise SpeechseqError("tuning decoding weights needs dev utterances with transcripts")
     transcriber = Transcriber(model, TranscriberOptions(shipped_decoding=False))
     vocabulary = transcriber.vocabulary
-    references = [vocabulary.normalize(u.text) for u in utterances]
+    references = [transcript_text(vocabulary).normalize(u.text) for u in utterances]
     outputs = []
     for utterance in utterances:
         waveform = audio.load(utterance.audio, transcriber.sample_rate)
@@ -150,12 +153,17 @@ def _tune_weights(model, utterances: Sequence[Utterance], grid: dict, defaults, 
         return {"wer": round(metrics.word_error_rate(references, hypotheses), 4),
                 "cer": round(metrics.character_error_rate(references, hypotheses), 4)}
 
-    def score(alpha: float, beta: float) -> dict:
-        decoder = decoder_for(vocabulary, alpha, beta)
+    def decoded(decoder) -> dict:
         return rates([" ".join(w.text for w in decoder.words(lp, transcriber.seconds_per_frame)) for lp in outputs])
 
-    greedy = rates([" ".join(vocabulary.decode(ids).split()) for ids in
-                    (decoding.ctc_greedy(lp[np.newaxis], [len(lp)])[0] for lp in outputs)])
+    def score(alpha: float, beta: float) -> dict:
+        return decoded(decoder_for(vocabulary, alpha, beta))
+
+    if greedy_decoder is not None:
+        greedy = decoded(greedy_decoder(vocabulary))
+    else:
+        greedy = rates([" ".join(vocabulary.decode(ids).split()) for ids in
+                        (decoding.ctc_greedy(lp[np.newaxis], [len(lp)])[0] for lp in outputs)])
     candidates = sorted(set(itertools.product(grid["alpha"], grid["beta"])) | {defaults},
                         key=lambda ab: (abs(ab[0] - defaults[0]) + abs(ab[1] - defaults[1]), ab))
     scored = [(score(*candidate), candidate) for candidate in candidates]
@@ -173,14 +181,27 @@ def tune_grammar(model, utterances: Sequence[Utterance], words: Grammar) -> Tune
                          lambda vocabulary, alpha, beta: GrammarDecoder(vocabulary, words, GrammarOptions(alpha, beta)))
 
 
-def tune_language_model(model, utterances: Sequence[Utterance], arpa: str, beam_width: int = 32) -> TunedWeights:
+def tune_language_model(model, utterances: Sequence[Utterance], arpa: str, beam_width: int = 32,
+                        spelling: tuple[Lexicon, str] | None = None) -> TunedWeights:
     """The language model weights (`LM_GRID`) with the lowest WER of exported transcriber
-    `model` beam-searching with KenLM model `arpa`, on `utterances`."""
+    `model` beam-searching with KenLM model `arpa`, on `utterances`. A phone model's search
+    runs on a pronunciation LM and spells its words with `spelling` (lexicon, word LM)."""
     from speechseq.decoding import BeamOptions, BeamSearch
 
     defaults = BeamOptions()
+    if spelling is None:
+        def beam_search(vocabulary, alpha: float, beta: float) -> BeamSearch:
+            return BeamSearch(vocabulary, BeamOptions(beam_width=beam_width, lm=arpa, alpha=alpha, beta=beta))
 
-    def beam_search(vocabulary, alpha: float, beta: float) -> BeamSearch:
-        return BeamSearch(vocabulary, BeamOptions(beam_width=beam_width, lm=arpa, alpha=alpha, beta=beta))
+        return _tune_weights(model, utterances, LM_GRID, (defaults.alpha, defaults.beta), beam_search)
 
-    return _tune_weights(model, utterances, LM_GRID, (defaults.alpha, defaults.beta), beam_search)
+    from speechseq.phone_decoding import PhoneBeamSearch
+
+    def phone_search(vocabulary, alpha: float, beta: float) -> PhoneBeamSearch:
+        options = BeamOptions(beam_width=beam_width, lm=arpa, alpha=alpha, beta=beta)
+        return PhoneBeamSearch(vocabulary, options, *spelling)
+
+    def without_lm(vocabulary) -> PhoneBeamSearch:
+        return PhoneBeamSearch(vocabulary, BeamOptions(beam_width=1), *spelling)
+
+    return _tune_weights(model, utterances, LM_GRID, (defaults.alpha, defaults.beta), phone_search, without_lm)
