@@ -77,9 +77,12 @@ def speechseq_systems(model: str) -> dict:
     greedy = Transcriber(model, TranscriberOptions(shipped_decoding=False))
     shipped = Transcriber(model)
     lm = language_model.shipped(version)
-    systems = {f"{label} greedy (--no-lm)": lambda waves: [r.text for r in greedy.transcribe_arrays(waves)]}
+    phones = greedy.decoding == "phones"  # a phone model: --no-lm spells its pronunciations without an LM search
+    plain = f"{label} --no-lm (phones spelt, no LM in the search)" if phones else f"{label} greedy (--no-lm)"
+    systems = {plain: lambda waves: [r.text for r in greedy.transcribe_arrays(waves)]}
     if lm is not None:
-        systems[f"{label} + its LM (alpha {lm.alpha:g}, beta {lm.beta:g}, beam {lm.beam_width})"] = (
+        what = "its lexicon and LMs" if phones else "its LM"
+        systems[f"{label} + {what} (alpha {lm.alpha:g}, beta {lm.beta:g}, beam {lm.beam_width})"] = (
             lambda waves: [r.text for r in shipped.transcribe_arrays(waves)])
     return systems
 
