@@ -376,6 +376,19 @@ def test_the_shipped_voice_activity_model_finds_unheard_speakers_in_noise(fsdd_d
     assert scores["segment_f1"] > 0.8, scores
 
 
+def test_the_shipped_digit_tagger_tags_the_digits_of_a_speaker_it_never_heard(fsdd_dir, tmp_path):
+    """saved_models/digit-tags on connected digits of lucas, whom it never heard (the recipe's
+    held-out speaker): 90.2% frame accuracy on the recipe's 130 strings (benchmarks/RESULTS.md)."""
+    from speechseq import derived
+
+    model = Path(__file__).resolve().parents[1] / "saved_models" / "digit-tags"
+    options = derived.DigitSequenceOptions(held_out_speaker="lucas", passes=(), seed=3)
+    manifest = derived.connected_digits(fsdd_dir, tmp_path, options)["held_out"]
+    scores = evaluate.score_tagging(model, corpora.read_manifest(manifest)[:40])
+    assert scores["frame_accuracy"] > 0.85, scores
+    assert min(scores["per_class_f1"].values()) > 0.6, scores  # every digit, "four" included
+
+
 def test_tag_resume_skips_the_files_tagged_already_and_keeps_their_outputs(tmp_path, capsys):
     """`tag` runs files through the same runner as `transcribe`: --resume keyed on the output names."""
     from conftest import fsdd_clip
