@@ -87,7 +87,6 @@ manifests, connected digits and synthetic audio go to work/english/.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import json
 import random
@@ -373,17 +372,13 @@ def build(synthetic_voices: int, speed: list[float], tight: float = 0.0, roomy: 
 def spelt_in_phones(corpus: dict) -> dict:
     """`corpus` with every manifest spelt in phones (work/english/phones/), those utterances left
     out that have a word CMU's dictionary lacks; and the phone vocabulary the run trains on."""
-    from speechseq.lexicon import WORD_TEXT, Lexicon, phone_vocabulary, pocketsphinx_dictionary
+    from speechseq.lexicon import Lexicon, phone_vocabulary, pocketsphinx_dictionary
 
     lexicon = Lexicon.read(pocketsphinx_dictionary())
     folder = WORK / "phones"
 
     def spelt(items: list[corpora.Utterance], name: str) -> tuple[list[corpora.Utterance], Path]:
-        kept = []
-        for utterance in items:
-            words = WORD_TEXT.normalize(utterance.text)
-            if not lexicon.missing(words):
-                kept.append(dataclasses.replace(utterance, text=lexicon.spell(words)))
+        kept, _ = lexicon.spell_utterances(items)
         if len(kept) < len(items):
             print(f"phones: {len(items) - len(kept)} of {len(items)} utterances of {name} have a word "
                   "the dictionary lacks; left out")

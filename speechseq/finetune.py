@@ -24,7 +24,7 @@ import keras
 from speechseq import corpora, data, evaluate, export, runfile, train
 from speechseq.files import write_text
 from speechseq.language_model import LEXICON_FILE
-from speechseq.lexicon import WORD_TEXT, Lexicon, LexiconError, is_phone_vocabulary
+from speechseq.lexicon import Lexicon, LexiconError, is_phone_vocabulary
 from speechseq.published import ExportError, trained_files
 from speechseq.starting import (freeze, inherited_settings, resolve_source, shared_ids, starting_model,
                                 starting_settings, with_frame_head, with_vocabulary)
@@ -98,8 +98,12 @@ def _spelt_in_phones(options: FinetuneOptions, source_folder: Path, directory: P
     """A phone model learns from phones: its manifests, written in words as for any model,
     spelt by the lexicon its export ships (the run keeps the spelt copies)."""
     lexicon = phone_lexicon(source_folder, options.source)
-    spelt = {name: spelt_manifest(getattr(options, name), lexicon, directory / f"phones-{name}.jsonl")
-             for name in ("manifest", "dev", "replay") if getattr(options, name)}
+    spelt = {}
+    for name in ("manifest", "dev", "replay"):
+        manifest = getattr(options, name)
+        if manifest:
+            utterances = in_phones(corpora.read_manifest(manifest), lexicon, manifest)
+            spelt[name] = str(corpora.write_manifest(utterances, directory / f"phones-{name}.jsonl"))
     return dataclasses.replace(options, **spelt)
 
 
@@ -110,16 +114,14 @@ def phone_lexicon(folder: Path, source) -> Lexicon:
     return Lexicon.read(lexicon_file)
 
 
-def spelt_manifest(manifest: str, lexicon: Lexicon, path: Path) -> str:
-    """`manifest` with each transcript in phones; a word the lexicon lacks stops it, named."""
-    utterances = corpora.read_manifest(manifest)
-    missing = sorted({w for u in utterances for w in lexicon.missing(WORD_TEXT.normalize(u.text))})
+def in_phones(utterances: list[corpora.Utterance], lexicon: Lexicon, manifest) -> list[corpora.Utterance]:
+    """`utterances` (of `manifest`) with each transcript in phones; a word the lexicon lacks stops it, named."""
+    spelt, missing = lexicon.spell_utterances(utterances)
     if missing:
         raise LexiconError(f"{manifest}: the model's lexicon has no pronunciation of {', '.join(missing[:20])}"
                            f"{' ...' if len(missing) > 20 else ''} (re-export it with those words in --lm-from or "
                            "--lm-words, then fine-tune from that export)")
-    spelt = [dataclasses.replace(u, text=lexicon.spell(WORD_TEXT.normalize(u.text))) for u in utterances]
-    return str(corpora.write_manifest(spelt, path))
+    return spelt
 
 
 def _training_manifest(options: FinetuneOptions, directory: Path) -> str:
@@ -161,11 +163,11 @@ def before_and_after(source: str | Path, run_directory: str | Path, test_sets: d
     before = models_compared["before"]
     lexicon = phone_lexicon(before.folder, source) if is_phone_vocabulary(before.classes) else None
     for name, manifest in test_sets.items():
-        row = {"utterances": len(corpora.read_manifest(manifest)), "manifest": str(manifest)}
-        if lexicon:  # greedy phones against the references spelt in phones
-            manifest = spelt_manifest(manifest, lexicon, Path(run_directory) / f"phones-test-{len(report)}.jsonl")
-            row["scored_in"] = "phones (CER: phone error rate, WER: pronunciation error rate)"
         utterances = corpora.read_manifest(manifest)
+        row = {"utterances": len(utterances), "manifest": str(manifest)}
+        if lexicon:  # greedy phones against the references spelt in phones
+            utterances = in_phones(utterances, lexicon, manifest)
+            row["scored_in"] = "phones (CER: phone error rate, WER: pronunciation error rate)"
         for moment, trained in models_compared.items():
             scores = evaluate.score_ctc(trained.model, utterances, trained.classes, trained.features,
                                         trained.subsampling)

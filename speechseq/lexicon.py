@@ -1,9 +1,9 @@
 """Pronunciations: words spelt in phones, for models that hear phones and leave spelling
 to a dictionary.
 
-    lexicon = Lexicon.read(pocketsphinx_dictionary())      # CMU's dictionary, 134k words
-    lexicon.spell("fort churchill")                      # "fOrt crcul": one character per phone
-    lexicon.words_of("fOrt")                             # ("fort", "forte")
+    lexicon = Lexicon.read(pocketsphinx_dictionary())    # CMU's dictionary, 134k words
+    lexicon.spell("fort churchill")                      # "fOrt cRcil": one character per phone
+    lexicon.phone_words()["fOrt"]                        # ("foret", "fort", "forte")
 
 A character CTC model trained on a few hours of speech spells the words it has heard and
 guesses at the rest (RESULTS: "Why Kathleen's held-out prompts read so much worse"); a
@@ -19,9 +19,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from speechseq.corpora import Utterance
 from speechseq.errors import SpeechseqError
 from speechseq.files import write_text
 from speechseq.text import Vocabulary
@@ -111,10 +112,6 @@ class Lexicon:
                 lines.append(f"{name} {' '.join(_PHONE_OF[c] for c in phones)}")
         write_text(Path(path), "\n".join(lines) + "\n")
 
-    def restricted(self, words: Iterable[str]) -> Lexicon:
-        """Only `words` (those it has)."""
-        return Lexicon({w: self.pronunciations[w] for w in dict.fromkeys(words) if w in self.pronunciations})
-
     def missing(self, text: str) -> list[str]:
         """Words of normalised `text` the lexicon does not have, in order, each once."""
         return list(dict.fromkeys(w for w in text.split() if w not in self.pronunciations))
@@ -125,6 +122,18 @@ class Lexicon:
         if missing:
             raise LexiconError(f"not in the pronunciation dictionary: {', '.join(missing)}")
         return " ".join(self.pronunciations[w][0] for w in text.split())
+
+    def spell_utterances(self, utterances: Sequence[Utterance]) -> tuple[list[Utterance], list[str]]:
+        """The utterances (transcripts as written) whose every word the lexicon has, each
+        transcript in phones; and the words it lacks, sorted, each once."""
+        spelt, missing = [], set()
+        for utterance in utterances:
+            words = WORD_TEXT.normalize(utterance.text)
+            lacking = self.missing(words)
+            missing.update(lacking)
+            if not lacking:
+                spelt.append(dataclasses.replace(utterance, text=self.spell(words)))
+        return spelt, sorted(missing)
 
     def phone_words(self) -> dict[str, tuple[str, ...]]:
         """Each pronunciation -> the words it spells (homophones share one), the lexicon's order."""
