@@ -7,6 +7,7 @@ from pathlib import Path
 
 from speechseq import audio, corpora
 from speechseq.errors import SpeechseqError
+from speechseq.language_model import LEXICON_FILE, SETTINGS_FILE as LM_SETTINGS_FILE
 from speechseq.lexicon import is_phone_vocabulary, transcript_text
 
 def add_export(commands) -> None:
@@ -36,8 +37,8 @@ def add_export(commands) -> None:
     export.add_argument("--lm-beam", type=int,
                         help="with --lm-from: beams the shipped search keeps and is tuned with (default 32)")
     export.add_argument("--lexicon", type=Path, metavar="DICT",
-                        help="phone models, with --lm-from: pronunciations in CMU's format (default: CMU's "
-                        "dictionary from PocketSphinx, the peers extra); the export ships those of its LM's words")
+                        help="phone models, with --lm-from or --grammar: pronunciations in CMU's format (default: "
+                        "CMU's dictionary from PocketSphinx, the peers extra); the export ships those of its words")
     export.set_defaults(run=cmd_export)
 
 
@@ -56,15 +57,16 @@ def cmd_export(args) -> int:
     listed_words = _word_list(args.lm_words) if args.lm_words else []
     if args.grammar and args.lm_from:
         raise SpeechseqError("ship --grammar (a closed word list) or --lm-from (an open n-gram model), not both")
-    if args.lexicon and not args.lm_from:
-        raise SpeechseqError("--lexicon spells the words of --lm-from: give the texts too")
+    if args.lexicon and not (args.lm_from or args.grammar):
+        raise SpeechseqError("--lexicon spells the words of --lm-from or --grammar: give the texts or the word list too")
     trained = export.load_trained(args.model)
     phones = trained.task == "ctc" and is_phone_vocabulary(trained.classes)
-    if phones and not args.lm_from:
-        raise SpeechseqError(f"{args.model} hears phones: its export needs --lm-from (the words it may write, "
-                             "and their pronunciations with --lexicon)")
-    if phones and args.grammar:
-        raise SpeechseqError(f"{args.model} hears phones: --grammar is for character models")
+    # A phone export that decodes with a word list keeps it and its lexicon when re-exported
+    # (`export`); its LM (and a run's nothing) would have to be made again.
+    keeps_its_list = (trained.folder / LEXICON_FILE).exists() and not (trained.folder / LM_SETTINGS_FILE).exists()
+    if phones and not (args.lm_from or args.grammar or keeps_its_list):
+        raise SpeechseqError(f"{args.model} hears phones: its export needs --lm-from or --grammar (the words it "
+                             "may write; their pronunciations with --lexicon)")
     if args.lexicon and not phones:
         raise SpeechseqError(f"--lexicon is for phone models; {args.model} spells characters")
     card = _card(args.card) if args.card else None
@@ -131,14 +133,32 @@ def _ship_grammar(args, trained, staging: Path, checked: dict) -> None:
     from speechseq import grammar, tuning
 
     words = grammar.Grammar.read(args.grammar)
+    about, lexicon = {"source": args.grammar.name}, None
+    if is_phone_vocabulary(trained.classes):
+        lexicon, source = _grammar_lexicon(args, words, staging)
+        about |= {"lexicon": LEXICON_FILE, "lexicon_from": source.name}
     if not args.tune_grammar:
-        grammar.ship(staging, words, grammar.GrammarOptions(), {"source": args.grammar.name})
+        grammar.ship(staging, words, grammar.GrammarOptions(), about)
         checked["decoding"] = f"grammar: {len(words.words)} words from {args.grammar.name}, default weights"
         return
-    tuned = tuning.tune_grammar(staging, corpora.read_manifest(args.tune_grammar), words)
+    tuned = tuning.tune_grammar(staging, corpora.read_manifest(args.tune_grammar), words, lexicon)
     grammar.ship(staging, words, grammar.GrammarOptions(tuned.alpha, tuned.beta),
-                 {"source": args.grammar.name, **tuned.about(args.tune_grammar.name)})
+                 about | tuned.about(args.tune_grammar.name))
     checked["decoding"] = f"grammar: {len(words.words)} words from {args.grammar.name}, " + _tuned(tuned)
+
+
+def _grammar_lexicon(args, words, staging: Path):
+    """A phone model's grammar words as `--lexicon` says them, shipped beside the grammar."""
+    from speechseq.lexicon import Lexicon, pocketsphinx_dictionary
+
+    source = args.lexicon or pocketsphinx_dictionary()
+    lexicon = Lexicon.read(source, words=words.words)
+    missing = sorted(words.words - set(lexicon.pronunciations))
+    if missing:
+        raise SpeechseqError(f"{args.grammar}: {source} has no pronunciation of {', '.join(missing)}; "
+                             "the phone model cannot hear them (add them to a dictionary of your own, --lexicon)")
+    lexicon.write(staging / "assets" / LEXICON_FILE)
+    return lexicon, source
 
 
 def _ship_language_model(args, trained, staging: Path, checked: dict, listed_words: list[str]) -> None:
@@ -205,7 +225,6 @@ def _ship_graph_words(trained, staging: Path, texts: list[str], listed_words: li
     word list (the LM's sentence words, each as often as they say it, and the first
     `GRAPH_LISTED_WORDS` listed words once) and its transcript is words, not phones."""
     from speechseq import export, grammar
-    from speechseq.language_model import LEXICON_FILE
 
     said = [word for sentence in texts for word in sentence.split() if word in lexicon.pronunciations]
     extra = [word for word in listed_words[:GRAPH_LISTED_WORDS] if word in lexicon.pronunciations]
@@ -223,14 +242,15 @@ def _pronunciations(args, texts: list[str], words: set[str], staging: Path):
     from speechseq.lexicon import Lexicon, pocketsphinx_dictionary
     from speechseq.phone_decoding import phone_sentences
 
-    lexicon = Lexicon.read(args.lexicon or pocketsphinx_dictionary(), words=words)
+    source = args.lexicon or pocketsphinx_dictionary()
+    lexicon = Lexicon.read(source, words=words)
     sentences, left_out = phone_sentences(texts, lexicon)
     if not sentences:
         raise SpeechseqError(f"{args.lm_from}: no sentence has all its words in the lexicon")
     listed = [phones for spellings in lexicon.pronunciations.values() for phones in spellings]
     arpa = language_model.build_arpa(sentences, staging / "phone-lm-building.arpa", order=args.lm_order,
                                      words=listed)
-    about = {"lexicon_from": (args.lexicon or Path("cmudict-en-us.dict")).name,
+    about = {"lexicon_from": source.name,
              "lexicon_words": len(lexicon.pronunciations),
              "words_without_pronunciation": len(words) - len(lexicon.pronunciations),
              "phone_sentences": len(sentences), "sentences_left_out": left_out}

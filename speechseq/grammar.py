@@ -115,10 +115,16 @@ def shipped_decoder(version_folder: str | os.PathLike, vocabulary: Vocabulary) -
     found = shipped(version_folder)
     if not found:
         return None
+    return GrammarDecoder(vocabulary, *found, lexicon=shipped_lexicon(version_folder))
+
+
+def shipped_lexicon(version_folder: str | os.PathLike) -> Lexicon | None:
+    """The lexicon a phone model's shipped grammar is heard through; None if it names none."""
     assets = Path(version_folder) / "assets"
+    if not (assets / WEIGHTS_FILE).exists():
+        return None
     lexicon_file = json.loads((assets / WEIGHTS_FILE).read_text()).get("lexicon")
-    lexicon = Lexicon.read(assets / lexicon_file) if lexicon_file else None
-    return GrammarDecoder(vocabulary, *found, lexicon=lexicon)
+    return Lexicon.read(assets / lexicon_file) if lexicon_file else None
 
 
 def shipped(version_folder: str | os.PathLike) -> tuple[Grammar, GrammarOptions] | None:
@@ -164,7 +170,7 @@ class GrammarDecoder:
     def __init__(self, vocabulary: Vocabulary, grammar: Grammar, options: GrammarOptions = GrammarOptions(),
                  lexicon: Lexicon | None = None):
         """`lexicon`: the model hears phones; each word is searched as its main pronunciation."""
-        self.grammar, self.options = grammar, options
+        self.grammar, self.options, self.lexicon = grammar, options, lexicon
         if " " not in vocabulary.symbols:
             raise GrammarError("the model's vocabulary has no space: it cannot separate words")
         space = vocabulary.symbols.index(" ") + 1

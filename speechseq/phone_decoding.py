@@ -8,15 +8,17 @@ Two steps. pyctcdecode searches the phone model's CTC output with a KenLM model 
 the search keeps to sequences of the lexicon's pronunciations. Then each pronunciation is
 spelt: homophones ("two", "to", "too" share one pronunciation) are told apart by the
 ordinary word LM, a small beam over the few spellings each word has. A pronunciation the
-lexicon lacks (the search may still leave one, at a cost) becomes the nearest that it has,
-so a transcript holds the lexicon's words only.
+lexicon lacks (the search leaves one where the model heard no space between words, or
+none between a word's phones) is read as the sequence of pronunciations it has that the
+word LM likes best for the phone edits it takes (`Respelling`), so a transcript holds the
+lexicon's words only.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -27,47 +29,197 @@ from speechseq.text import Vocabulary
 _SPELLING_BEAM = 16  # spellings kept per word; homophone sets are small (at most a handful)
 
 
+@dataclasses.dataclass(frozen=True)
+class Part:
+    """Phones [start, end) of a heard pronunciation, `edits` from the pronunciations that
+    spell `words` (the closest the lexicon has, its order)."""
+
+    start: int
+    end: int
+    edits: int
+    words: tuple[str, ...]
+
+
+# Respelling's costs in the word LM's units (log10 probability): a phone edit inside a word
+# costs as much as a word 10**EDIT_COST times less likely, a phone left out SKIP_EDITS edits;
+# without a word LM, a word costs one edit. Chosen on the dev sets (RESULTS: "Pronunciations
+# the lexicon lacks"): cheaper skips drop real phones to spare the LM a word.
+EDIT_COST = 1.5
+SKIP_EDITS = 2
+_LONGEST_WORD = 24  # phones in the longest pronunciation a part may match (CMU's longest: 20)
+_OPTIONS_KEPT = 12  # equally close pronunciations a part keeps for the word LM to choose from
+_STRETCHES_KEPT = 100_000  # stretches whose closest pronunciations are remembered
+
+
+_MOST_EDITS = 2  # the most a part may be from a pronunciation (the deletions index's depth)
+
+
+def _edits_allowed(phones: int) -> int:
+    """Edits a part of this many phones may be from a pronunciation: none for one or two
+    phones (every short word is one edit from dozens), one for three or four, then two."""
+    return 0 if phones <= 2 else 1 if phones <= 4 else _MOST_EDITS
+
+
+class Respelling:
+    """A phone string the lexicon lacks as `Part`s that its pronunciations could be: every
+    stretch within a few edits of one (found by SymSpell's index of phone deletions, checked
+    by edit distance), and the whole string as the one pronunciation nearest to it, however
+    far. `PhoneBeamSearch` picks the path through them the word LM likes."""
+
+    def __init__(self, spellings: dict[str, tuple[str, ...]]):
+        self._spellings = spellings
+        self._known = list(spellings)
+        self._closest_found: dict[str, tuple[int, tuple[str, ...]]] = {}  # stretches recur
+
+    def parts(self, phones: str) -> list[Part]:
+        """What `phones` may be made of, by start; a pronunciation it is is its only part."""
+        if phones in self._spellings:
+            return [Part(0, len(phones), 0, self._spellings[phones])]
+        found = []
+        for start in range(len(phones)):
+            for end in range(start + 1, min(len(phones), start + _LONGEST_WORD) + 1):
+                edits, words = self._closest(phones[start:end])
+                if words and (start, end) != (0, len(phones)):
+                    found.append(Part(start, end, edits, words))
+        whole, edits = self._nearest(phones)
+        return [Part(0, len(phones), edits, self._spellings[whole])] + found
+
+    def _closest(self, stretch: str) -> tuple[int, tuple[str, ...]]:
+        """The fewest edits from `stretch` to a pronunciation (within `_edits_allowed`), and
+        the words those closest pronunciations spell (none: no pronunciation is that close)."""
+        if stretch not in self._closest_found:
+            if len(self._closest_found) >= _STRETCHES_KEPT:  # a long-running transcriber: start again
+                self._closest_found.clear()
+            self._closest_found[stretch] = self._search_closest(stretch)
+        return self._closest_found[stretch]
+
+    def _search_closest(self, stretch: str) -> tuple[int, tuple[str, ...]]:
+        from rapidfuzz.distance import Levenshtein
+
+        allowed = _edits_allowed(len(stretch))
+        if allowed == 0:
+            return 0, self._spellings.get(stretch, ())
+        found = {p for variant in _deletions(stretch, allowed) for p in self._by_deletion.get(variant, ())}
+        scored = sorted((Levenshtein.distance(stretch, p), p) for p in found)
+        if not scored or scored[0][0] > allowed:
+            return 0, ()
+        closest = [p for edits, p in scored if edits == scored[0][0]][:_OPTIONS_KEPT]
+        return scored[0][0], tuple(dict.fromkeys(w for p in closest for w in self._spellings[p]))
+
+    @functools.cached_property
+    def _by_deletion(self) -> dict[str, list[str]]:
+        index: dict[str, list[str]] = {}
+        for phones in self._known:
+            for variant in _deletions(phones, _MOST_EDITS):
+                index.setdefault(variant, []).append(phones)
+        return index
+
+    def _nearest(self, phones: str) -> tuple[str, int]:
+        """The one pronunciation closest to `phones`, however far, and its edits."""
+        from rapidfuzz import process
+        from rapidfuzz.distance import Levenshtein
+
+        found = process.extractOne(phones, self._known, scorer=Levenshtein.distance)
+        if found is None:
+            raise LexiconError("the lexicon has no pronunciations")  # a lexicon is never empty: a bug
+        return found[0], int(found[1])
+
+
+def _deletions(phones: str, most: int) -> set[str]:
+    """`phones` with up to `most` phones deleted (itself included): two strings are within
+    `most` edits only if these sets of theirs meet (SymSpell)."""
+    found = {phones}
+    for _ in range(most):
+        found |= {s[:i] + s[i + 1:] for s in found for i in range(len(s))}
+    return found
+
+
+@dataclasses.dataclass(frozen=True)
+class _Spelt:
+    """A beam of the spelling search: its score, its words so far as (heard word's index,
+    part), and the word LM's state after them."""
+
+    score: float
+    words: tuple[tuple[int, Part, str], ...]
+    state: object
+
+
 class PhoneBeamSearch:
     """`BeamSearch` over a phone model's log-probabilities with an LM of pronunciations,
-    its words spelt by `lexicon` and the word LM at `words_lm`."""
+    its words spelt by `lexicon` and the word LM at `words_lm` (None: no word LM; of
+    homophones, the lexicon's first)."""
 
-    def __init__(self, vocabulary: Vocabulary, options: BeamOptions, lexicon: Lexicon, words_lm: str):
-        import kenlm
-
+    def __init__(self, vocabulary: Vocabulary, options: BeamOptions, lexicon: Lexicon, words_lm: str | None,
+                 edit_cost: float = EDIT_COST):
         self._phones = BeamSearch(vocabulary, options)
-        self._spellings = lexicon.phone_words()
-        self._known = list(self._spellings)
-        self._words_lm = kenlm.Model(words_lm)
+        self._respelling = Respelling(lexicon.phone_words())
+        self._edit_cost = edit_cost
+        self._words_lm = None
+        if words_lm is not None:
+            import kenlm
+
+            self._words_lm = kenlm.Model(words_lm)
 
     def words(self, log_probs: np.ndarray, seconds_per_frame: float) -> list[Word]:
-        """Best beam of `log_probs` [frames, classes] (true frames only) as timed, spelt words."""
-        found = self._phones.words(log_probs, seconds_per_frame)
-        spelt = self.spell(w.text for w in found)
-        return [dataclasses.replace(word, text=text) for word, text in zip(found, spelt)]
+        """Best beam of `log_probs` [frames, classes] (true frames only) as timed, spelt words;
+        a heard word read as several shares its time by their phones."""
+        heard = self._phones.words(log_probs, seconds_per_frame)
+        timed = []
+        for index, part, text in self._spelt([word.text for word in heard]):
+            word = heard[index]
+            seconds_per_phone = (word.end - word.start) / len(word.text)
+            timed.append(dataclasses.replace(word, text=text, start=word.start + part.start * seconds_per_phone,
+                                             end=word.start + part.end * seconds_per_phone))
+        return timed
 
-    def spell(self, pronunciations: Iterable[str]) -> list[str]:
-        """The spelling of each pronunciation that the word LM likes best in its sentence."""
+    def spell(self, pronunciations: Sequence[str]) -> list[str]:
+        """Words for `pronunciations`: each one's spelling that the word LM likes best in its
+        sentence; one the lexicon lacks may become several words, or none."""
+        return [text for _, _, text in self._spelt(pronunciations)]
+
+    def _spelt(self, pronunciations: Sequence[str]) -> tuple[tuple[int, Part, str], ...]:
+        """The words (with where each was heard) of the best path through every heard
+        pronunciation's parts: word LM score (or a word's cost) less `edit_cost` an edit.
+        Each heard pronunciation is a small lattice, its phone positions the nodes."""
+        beams = [_Spelt(0.0, (), self._start_state())]
+        for index, phones in enumerate(pronunciations):
+            parts = self._respelling.parts(phones)
+            known = parts[0].edits == 0 and parts[0].end == len(phones)
+            at: dict[int, list[_Spelt]] = {0: beams}
+            for position in range(len(phones)):
+                here = sorted(at.pop(position, []), key=lambda beam: -beam.score)[:_SPELLING_BEAM]
+                if not here:
+                    continue
+                if not known:  # a phone the model added, left out
+                    at.setdefault(position + 1, []).extend(
+                        dataclasses.replace(beam, score=beam.score - self._edit_cost * SKIP_EDITS) for beam in here)
+                for part in (p for p in parts if p.start == position):
+                    for beam in here:
+                        for word in part.words:
+                            score, state = self._word_score(beam.state, word)
+                            at.setdefault(part.end, []).append(_Spelt(
+                                beam.score + score - self._edit_cost * part.edits,
+                                beam.words + ((index, part, word),), state))
+            beams = sorted(at[len(phones)], key=lambda beam: -beam.score)[:_SPELLING_BEAM]
+        return beams[0].words
+
+    def _start_state(self):
+        if self._words_lm is None:
+            return None
         import kenlm
 
-        start = kenlm.State()
-        self._words_lm.BeginSentenceWrite(start)
-        beams: list[tuple[float, list[str], kenlm.State]] = [(0.0, [], start)]
-        for phones in pronunciations:
-            options = self._spellings.get(phones) or self._spellings[self._nearest(phones)]
-            extended = []
-            for score, words, state in beams:
-                for word in options:
-                    after = kenlm.State()
-                    extended.append((score + self._words_lm.BaseScore(state, word, after), words + [word], after))
-            extended.sort(key=lambda beam: -beam[0])
-            beams = extended[:_SPELLING_BEAM]
-        return beams[0][1]
+        state = kenlm.State()
+        self._words_lm.BeginSentenceWrite(state)
+        return state
 
-    def _nearest(self, phones: str) -> str:
-        close = difflib.get_close_matches(phones, self._known, n=1, cutoff=0.0)
-        if not close:
-            raise LexiconError("the lexicon has no pronunciations")  # a lexicon is never empty: a bug
-        return close[0]
+    def _word_score(self, state, word: str):
+        """log10 P(word | state) and the state after it; without a word LM, one edit's cost."""
+        if self._words_lm is None:
+            return -self._edit_cost, None
+        import kenlm
+
+        after = kenlm.State()
+        return self._words_lm.BaseScore(state, word, after), after
 
 
 def phone_sentences(sentences: Sequence[str], lexicon: Lexicon) -> tuple[list[str], int]:

@@ -118,7 +118,9 @@ class Transcriber:
     def _phone_decoder(self, options: TranscriberOptions):
         """A phone model writes words through the lexicon and LMs it ships (`phone_decoding`):
         with `shipped_decoding=False` (--no-lm) its search keeps one beam and no LM, and the
-        word LM only tells homophones apart; a grammar's words must be in its lexicon."""
+        word LM only tells homophones apart; a grammar's words must be in its lexicon. An
+        export that ships a word list and no LM (digits) decodes with the list, or with
+        --no-lm greedily in its graph, which searches the list too."""
         from speechseq.published import ExportError
 
         folder = self.published.folder
@@ -126,11 +128,18 @@ class Transcriber:
             raise ExportError(f"{folder} hears phones: it decodes with the lexicon and LM it ships "
                               "(a beam search with a language model of your own is for character models)")
         shipped = language_model.shipped_lexicon(folder)
-        if shipped is None:
-            raise ExportError(f"{folder} hears phones but ships no lexicon (export it with --lm-from)")
+        lexicon = shipped[1] if shipped else grammar.shipped_lexicon(folder)
+        if lexicon is None:
+            if options.shipped_decoding or options.grammar:
+                raise ExportError(f"{folder} hears phones but ships no lexicon (export it with --lm-from or --grammar)")
+            return None  # greedy phones: only an export being made (its tuning reads log-probabilities)
         if options.grammar:  # any sequence of these words, each heard as the lexicon says it
             return grammar.GrammarDecoder(self.vocabulary, options.grammar,
-                                          options.grammar_options or GrammarOptions(), lexicon=shipped[1])
+                                          options.grammar_options or GrammarOptions(), lexicon=lexicon)
+        if shipped is None:  # a word list and no LM (digits); --no-lm: greedy phones read as its words
+            if options.shipped_decoding:
+                return grammar.shipped_decoder(folder, self.vocabulary)
+            return PhoneBeamSearch(self.vocabulary, decoding.BeamOptions(beam_width=1), lexicon, None)
         if importlib.util.find_spec("kenlm") is None:
             raise ExportError(f"{folder} hears phones: its words need the kenlm package (pip install 'speechseq[lm]')")
         beam, lexicon, words_lm = shipped

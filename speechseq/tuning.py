@@ -171,14 +171,26 @@ def _tune_weights(model, utterances: Sequence[Utterance], grid: dict, defaults, 
     return TunedWeights(alpha, beta, best_score, scored[0][0], greedy, len(utterances), len(candidates))
 
 
-def tune_grammar(model, utterances: Sequence[Utterance], words: Grammar) -> TunedWeights:
+def tune_grammar(model, utterances: Sequence[Utterance], words: Grammar, lexicon: Lexicon | None = None) -> TunedWeights:
     """The grammar weights (`GRAMMAR_GRID`) with the lowest WER of exported transcriber
-    `model` decoding only `words`, on `utterances`."""
+    `model` decoding only `words`, on `utterances`; a phone model hears them as `lexicon`
+    says them (its greedy baseline: its greedy phones read as the lexicon's words)."""
     from speechseq.grammar import GrammarDecoder
 
     defaults = GrammarOptions()
-    return _tune_weights(model, utterances, GRAMMAR_GRID, (defaults.alpha, defaults.beta),
-                         lambda vocabulary, alpha, beta: GrammarDecoder(vocabulary, words, GrammarOptions(alpha, beta)))
+
+    def grammar_decoder(vocabulary, alpha: float, beta: float) -> GrammarDecoder:
+        return GrammarDecoder(vocabulary, words, GrammarOptions(alpha, beta), lexicon=lexicon)
+
+    greedy = None
+    if lexicon is not None:
+        from speechseq.decoding import BeamOptions
+        from speechseq.phone_decoding import PhoneBeamSearch
+
+        def greedy(vocabulary) -> PhoneBeamSearch:
+            return PhoneBeamSearch(vocabulary, BeamOptions(beam_width=1), lexicon, None)
+
+    return _tune_weights(model, utterances, GRAMMAR_GRID, (defaults.alpha, defaults.beta), grammar_decoder, greedy)
 
 
 def tune_language_model(model, utterances: Sequence[Utterance], arpa: str, beam_width: int = 32,

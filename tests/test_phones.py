@@ -92,8 +92,12 @@ def test_homophones_are_spelt_as_the_word_lm_prefers_them_in_their_sentence(ship
     spell = lambda text: " ".join(search.spell(lexicon.spell(text).split()))  # noqa: E731
     assert spell("i want to go home") == "i want to go home"
     assert spell("two dollars") == "two dollars"
-    assert search.spell(["kat", "zzzz"])[0] == "cat"  # a pronunciation it lacks: the nearest it has
-    assert search.spell(["kat", "zzzz"])[1] in lexicon.pronunciations
+    # Pronunciations it lacks: words run together are read apart, a phone off is forgiven,
+    # and what is left is words of the lexicon.
+    run_together = lexicon.spell("she had forgotten these things").replace(" ", "")
+    assert search.spell([run_together]) == "she had forgotten these things".split()
+    assert search.spell([lexicon.spell("remarkable")[:-1] + "z"]) == ["remarkable"]
+    assert set(search.spell(["kat", "zzzzgzzk"])) <= set(lexicon.pronunciations)
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +155,7 @@ def test_phone_model_exports_and_transcription_refuse_what_they_cannot_do(tmp_pa
     out = str(tmp_path / "x")
     clip = str(ROOT / "samples" / "countdown.wav")
     assert cli.main(["export", str(PHONES), "--out", out, "--samples", clip]) == 2
-    assert "hears phones: its export needs --lm-from" in capsys.readouterr().err
+    assert "hears phones: its export needs --lm-from or --grammar" in capsys.readouterr().err
     texts = tmp_path / "texts.txt"
     texts.write_text("three two one zero\n")
     assert cli.main(["export", str(CHARACTERS), "--out", out, "--lm-from", str(texts), "--lexicon",
@@ -185,6 +189,52 @@ def test_an_exported_phone_run_ships_its_lexicon_lm_and_graph_words(tmp_path, ca
     assert settings["lexicon"] == "lexicon.dict" and settings["phone_sentences"] == 3
     assert set(Lexicon.read(assets / "lexicon.dict").pronunciations) == set(texts.read_text().split())
     assert Transcriber(out).transcribe(ROOT / "samples" / "countdown.wav").text == "three two one zero"
+
+
+def test_a_phone_model_exported_with_a_word_list_decodes_only_its_words_in_speechseq_and_tf_serving(
+        tmp_path, capsys, monkeypatch):
+    """digits from the phone model: the export ships the list and its words' pronunciations,
+    tunes the weights, and every way of reading it (default, --no-lm's graph, TF Serving's
+    signature) answers with the list's words."""
+    import numpy as np
+
+    from speechseq import audio, tuning
+    from speechseq.published import open_published
+
+    monkeypatch.setattr(tuning, "GRAMMAR_GRID", {"alpha": (0.0, 0.5), "beta": (0.0,)})  # a small grid, for time
+    sample = ROOT / "samples" / "countdown.wav"
+    dev = corpora.write_manifest([corpora.Utterance(sample, "three two one zero")], tmp_path / "dev.jsonl")
+    digits = ROOT / "pipelines" / "grammars" / "digits.txt"
+    out = tmp_path / "digits"
+    assert cli.main(["export", str(PHONES), "--out", str(out), "--grammar", str(digits), "--tune-grammar", str(dev),
+                     "--samples", str(sample)]) == 0
+    assert "weights tuned on 1 dev utterances (3 candidates)" in capsys.readouterr().out
+    assets = out / "1" / "assets"
+    assert not (assets / "lm.json").exists()
+    words = grammar.Grammar.read(digits).words
+    assert set(Lexicon.read(assets / "lexicon.dict").pronunciations) == words
+    shipped_grammar = json.loads((assets / "grammar.json").read_text())
+    assert shipped_grammar["lexicon"] == "lexicon.dict" and shipped_grammar["dev"]["wer"] == 0.0
+    listed, no_lm = Transcriber(out), Transcriber(out, TranscriberOptions(shipped_decoding=False))
+    assert (listed.decoding, no_lm.decoding) == ("grammar", "phones")
+    assert listed.transcribe(sample).text == "three two one zero"
+    greedy = no_lm.transcribe(sample).text  # greedy phones read as the list's words: close, not exact
+    assert greedy.startswith("three two one") and set(greedy.split()) <= words
+    waveform = audio.load(sample, 16000)
+    served = open_published(out / "1").signatures["serving_default"](
+        audio=waveform[np.newaxis], audio_length=np.array([waveform.size], np.int32))
+    assert served["transcript"][0].numpy().decode() == "three two one zero"
+    # Re-exported as it is, it keeps its list and lexicon.
+    assert cli.main(["export", str(out / "1"), "--out", str(out), "--samples", str(sample)]) == 0
+    assert Transcriber(out).transcribe(sample).text == "three two one zero"
+    assert set(Lexicon.read(out / "2" / "assets" / "lexicon.dict").pronunciations) == words
+    # A word the dictionary cannot say is named before anything is written.
+    odd = tmp_path / "odd.txt"
+    odd.write_text("three\nblorptastic\n")
+    assert cli.main(["export", str(PHONES), "--out", str(tmp_path / "odd"), "--grammar", str(odd),
+                     "--samples", str(sample)]) == 2
+    assert "has no pronunciation of blorptastic" in capsys.readouterr().err
+    assert not list((tmp_path / "odd").iterdir())  # nothing published, no staging left
 
 
 def test_fine_tuning_a_phone_model_spells_its_manifests_with_the_shipped_lexicon(tmp_path):
