@@ -92,6 +92,7 @@ class GrammarOptions:
 
 # An export's own word list: assets/grammar.txt, its weights in assets/grammar.json.
 GRAMMAR_FILE, WEIGHTS_FILE = "grammar.txt", "grammar.json"
+CARD_WORDS = 100  # a longer list is counted in the model card, not written out
 
 
 def ship(version_folder: str | os.PathLike, grammar: Grammar, options: GrammarOptions, about: dict) -> None:
@@ -106,6 +107,8 @@ def ship(version_folder: str | os.PathLike, grammar: Grammar, options: GrammarOp
     card_file = assets / "model_card.json"
     if card_file.exists():
         card = json.loads(card_file.read_text())
+        if len(grammar.words) > CARD_WORDS:  # a card to read, not a dictionary: the list is in the file
+            summary = summary | {"words": f"{len(grammar.words)} words, listed in assets/{GRAMMAR_FILE}"}
         write_text(card_file, json.dumps(card | {"grammar": summary}, indent=2) + "\n")
 
 

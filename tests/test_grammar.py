@@ -183,6 +183,18 @@ def test_an_export_ships_a_tuned_grammar_and_transcribes_with_it_by_default(luca
     assert capsys.readouterr().out.strip() == Transcriber(DIGITS_MODEL, GREEDY).transcribe(misheard).text
 
 
+def test_a_long_shipped_list_is_counted_in_the_model_card_and_kept_whole_beside_it(tmp_path):
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    (assets / "model_card.json").write_text('{"name": "x"}')
+    words = Grammar.from_lines([f"w{'a' * (i % 7)}{'b' * (i // 7)}" for i in range(150)])
+    grammar.ship(tmp_path, words, GrammarOptions(), {"source": "test"})
+    card = json.loads((assets / "model_card.json").read_text())
+    assert card["grammar"]["words"] == "150 words, listed in assets/grammar.txt"
+    assert json.loads((assets / "grammar.json").read_text())["words"] == sorted(words.words)
+    assert grammar.shipped(tmp_path)[0].words == words.words
+
+
 def test_tf_serving_gets_the_shipped_grammar_s_words_from_the_graph_as_transcribe_finds_them(lucas, tmp_path, capsys):
     # An export that ships a word list searches it in its graph: run as TF Serving runs it
     # (a TF1 session), serving_default's words and times are those of the host's search
