@@ -197,8 +197,6 @@ def _ship_language_model(args, trained, staging: Path, checked: dict, listed_wor
                   f"{spelt['phone_sentences']} sentences")
         search_lm, shipped_phones = phone_arpa, (phone_arpa, lexicon)
     if args.tune_lm:
-        if shipped_phones:  # tuning transcribes with the export, which needs its lexicon in place
-            language_model.ship(staging, arpa, BeamOptions(beam_width=beams), about, phones=shipped_phones)
         tuned = tuning.tune_language_model(staging, corpora.read_manifest(args.tune_lm), str(search_lm), beams,
                                            spelling=(shipped_phones[1], str(arpa)) if phones else None)
         options = BeamOptions(beam_width=beams, alpha=tuned.alpha, beta=tuned.beta)
