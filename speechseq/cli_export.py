@@ -7,7 +7,6 @@ from pathlib import Path
 
 from speechseq import audio, corpora
 from speechseq.errors import SpeechseqError
-from speechseq.language_model import LEXICON_FILE, SETTINGS_FILE as LM_SETTINGS_FILE
 from speechseq.lexicon import is_phone_vocabulary, transcript_text
 
 def add_export(commands) -> None:
@@ -45,6 +44,7 @@ def add_export(commands) -> None:
 def cmd_export(args) -> int:
     """Export a run (or .keras model) as a TF Serving version; optionally verify it first."""
     from speechseq import export, serving, verify
+    from speechseq.language_model import LEXICON_FILE, SETTINGS_FILE as LM_SETTINGS_FILE
 
     if args.tune_grammar and not args.grammar:
         raise SpeechseqError("--tune-grammar tunes the weights of --grammar: give the word list too")
@@ -131,6 +131,7 @@ def cmd_export(args) -> int:
 def _ship_grammar(args, trained, staging: Path, checked: dict) -> None:
     """--grammar (and --tune-grammar): the word list transcription decodes with by default."""
     from speechseq import grammar, tuning
+    from speechseq.language_model import LEXICON_FILE
 
     words = grammar.Grammar.read(args.grammar)
     about, lexicon = {"source": args.grammar.name}, None
@@ -149,6 +150,7 @@ def _ship_grammar(args, trained, staging: Path, checked: dict) -> None:
 
 def _grammar_lexicon(args, words, staging: Path):
     """A phone model's grammar words as `--lexicon` says them, shipped beside the grammar."""
+    from speechseq.language_model import LEXICON_FILE
     from speechseq.lexicon import Lexicon, pocketsphinx_dictionary
 
     source = args.lexicon or pocketsphinx_dictionary()
@@ -223,6 +225,7 @@ def _ship_graph_words(trained, staging: Path, texts: list[str], listed_words: li
     word list (the LM's sentence words, each as often as they say it, and the first
     `GRAPH_LISTED_WORDS` listed words once) and its transcript is words, not phones."""
     from speechseq import export, grammar
+    from speechseq.language_model import LEXICON_FILE
 
     said = [word for sentence in texts for word in sentence.split() if word in lexicon.pronunciations]
     extra = [word for word in listed_words[:GRAPH_LISTED_WORDS] if word in lexicon.pronunciations]
