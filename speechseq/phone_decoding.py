@@ -8,10 +8,9 @@ Two steps. pyctcdecode searches the phone model's CTC output with a KenLM model 
 the search keeps to sequences of the lexicon's pronunciations. Then each pronunciation is
 spelt: homophones ("two", "to", "too" share one pronunciation) are told apart by the
 ordinary word LM, a small beam over the few spellings each word has. A pronunciation the
-lexicon lacks (the search leaves one where the model heard no space between words, or
-none between a word's phones) is read as the sequence of pronunciations it has that the
-word LM likes best for the phone edits it takes (`Respelling`), so a transcript holds the
-lexicon's words only.
+lexicon lacks (the search leaves one where the model heard no space between two words) is
+read as the sequence of pronunciations it has that the word LM likes best for the phone
+edits it takes (`Respelling`), so a transcript holds the lexicon's words only.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from speechseq.decoding import BeamOptions, BeamSearch, Word
 from speechseq.lexicon import Lexicon, LexiconError
 from speechseq.text import Vocabulary
 
-_SPELLING_BEAM = 16  # spellings kept per word; homophone sets are small (at most a handful)
+_SPELLING_BEAM = 16  # word sequences the spelling search keeps (homophone sets are a handful at most)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,11 +45,9 @@ class Part:
 # the lexicon lacks"): cheaper skips drop real phones to spare the LM a word.
 EDIT_COST = 1.5
 SKIP_EDITS = 2
-_LONGEST_WORD = 24  # phones in the longest pronunciation a part may match (CMU's longest: 20)
+_LONGEST_WORD = 24  # phones in the longest pronunciation a part may match (one of CMU's 134,860 is longer)
 _OPTIONS_KEPT = 12  # equally close pronunciations a part keeps for the word LM to choose from
 _STRETCHES_KEPT = 100_000  # stretches whose closest pronunciations are remembered
-
-
 _MOST_EDITS = 2  # the most a part may be from a pronunciation (the deletions index's depth)
 
 
