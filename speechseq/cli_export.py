@@ -44,7 +44,7 @@ def add_export(commands) -> None:
 def cmd_export(args) -> int:
     """Export a run (or .keras model) as a TF Serving version; optionally verify it first."""
     from speechseq import export, serving, verify
-    from speechseq.language_model import LEXICON_FILE, SETTINGS_FILE as LM_SETTINGS_FILE
+    from speechseq.language_model import LEXICON_FILE
 
     if args.tune_grammar and not args.grammar:
         raise SpeechseqError("--tune-grammar tunes the weights of --grammar: give the word list too")
@@ -61,10 +61,9 @@ def cmd_export(args) -> int:
         raise SpeechseqError("--lexicon spells the words of --lm-from or --grammar: give the texts or the word list too")
     trained = export.load_trained(args.model)
     phones = trained.task == "ctc" and is_phone_vocabulary(trained.classes)
-    # A phone export that decodes with a word list keeps it and its lexicon when re-exported
-    # (`export`); its LM (and a run's nothing) would have to be made again.
-    keeps_its_list = (trained.folder / LEXICON_FILE).exists() and not (trained.folder / LM_SETTINGS_FILE).exists()
-    if phones and not (args.lm_from or args.grammar or keeps_its_list):
+    # A phone export re-exported (or a run fine-tuned from one) keeps its lexicon and what
+    # decodes with it (`export.DECODING_FILES`); a run of its own has none.
+    if phones and not (args.lm_from or args.grammar or (trained.folder / LEXICON_FILE).exists()):
         raise SpeechseqError(f"{args.model} hears phones: its export needs --lm-from or --grammar (the words it "
                              "may write; their pronunciations with --lexicon)")
     if args.lexicon and not phones:
@@ -77,6 +76,8 @@ def cmd_export(args) -> int:
         # the verification then run.
         if (args.grammar or args.lm_from) and trained.task != "ctc":
             raise SpeechseqError("--grammar and --lm-from are for transcription models; this one tags frames")
+        if args.grammar or args.lm_from:  # a new way to decode replaces what the source shipped
+            export.drop_decoding(staging)
         if args.grammar:
             _ship_grammar(args, trained, staging, checked)
             export.save_graph(trained, staging)

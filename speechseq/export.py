@@ -33,7 +33,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from speechseq import models
+from speechseq import grammar, language_model, models
 from speechseq.features import FeatureConfig
 from speechseq.files import current_umask
 from speechseq.lexicon import is_phone_vocabulary
@@ -206,13 +206,24 @@ def _write_assets(trained: Trained, folder: Path, name: str, version: int, card:
     (assets / "model_card.json").write_text(
         json.dumps(model_card(trained, name, version, card), indent=2) + "\n"
     )
-    for kept in ("results.json", "audit.json", "report.json", "smoothing.json", "grammar.txt", "grammar.json",
-                 "lexicon.dict"):
-        # re-exports keep them (a grammar given to the export replaces the earlier one; a phone
-        # model's grammar is heard through its lexicon)
+    for kept in ("results.json", "audit.json", "report.json", "smoothing.json", *DECODING_FILES):
+        # re-exports, and exports of runs fine-tuned from an export, keep them (a grammar or an
+        # LM given to the export replaces them all: `drop_decoding`)
         if (trained.folder / kept).exists():
             shutil.copyfile(trained.folder / kept, assets / kept)
     trained.model.save(extra / "model.keras")  # loaded uncompiled: weights without optimizer state
+
+
+# What an export decodes with beyond its graph: a word list (and a phone model's lexicon
+# for it), an n-gram LM (and a phone model's lexicon and pronunciation LM).
+DECODING_FILES = (grammar.GRAMMAR_FILE, grammar.WEIGHTS_FILE, language_model.LEXICON_FILE, language_model.LM_FILE,
+                  language_model.SETTINGS_FILE, language_model.PHONE_LM_FILE)
+
+
+def drop_decoding(version_folder: Path) -> None:
+    """Remove the decoding files an export being made kept from its source."""
+    for name in DECODING_FILES:
+        (Path(version_folder) / "assets" / name).unlink(missing_ok=True)
 
 
 def _sync_tree(folder: Path) -> None:
@@ -223,4 +234,4 @@ def _sync_tree(folder: Path) -> None:
                 os.fsync(file.fileno())
 
 
-__all__ = ["ExportError", "Trained", "load_trained", "model_card", "write_version"]
+__all__ = ["DECODING_FILES", "ExportError", "Trained", "drop_decoding", "load_trained", "model_card", "write_version"]

@@ -16,13 +16,14 @@ import dataclasses
 import json
 import math
 import random
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 import keras
 
 from speechseq import corpora, data, evaluate, export, runfile, train
-from speechseq.files import write_text
+from speechseq.files import atomic_path, write_text
 from speechseq.language_model import LEXICON_FILE
 from speechseq.lexicon import Lexicon, LexiconError, is_phone_vocabulary
 from speechseq.published import ExportError, trained_files
@@ -61,6 +62,8 @@ def make_run(options: FinetuneOptions, directory: str | Path, overrides: Sequenc
     directory.mkdir(parents=True, exist_ok=True)
     if is_phone_vocabulary(source.classes) and not options.vocabulary:
         options = _spelt_in_phones(options, source.folder, directory)
+    if not options.vocabulary:
+        _keep_decoding(source.folder, directory)
     vocabulary = options.vocabulary
     if not vocabulary:
         vocabulary = str(directory / "source_vocabulary.json")
@@ -92,6 +95,15 @@ def make_run(options: FinetuneOptions, directory: str | Path, overrides: Sequenc
         "train.seed": options.seed,
     }
     return runfile.load(None, settings | runfile.as_mapping(overrides), directory)
+
+
+def _keep_decoding(source_folder: Path, directory: Path) -> None:
+    """The source export's word list, LM and lexicon, copied into the run: its export then
+    decodes as the source did (`export.DECODING_FILES`; a new vocabulary keeps none)."""
+    for name in export.DECODING_FILES:
+        if (source_folder / name).exists():
+            with atomic_path(directory / name) as partial:
+                shutil.copyfile(source_folder / name, partial)
 
 
 def _spelt_in_phones(options: FinetuneOptions, source_folder: Path, directory: Path) -> FinetuneOptions:

@@ -18,6 +18,7 @@ from speechseq.errors import SpeechseqError
 from speechseq.published import resolve_version
 from speechseq.derived import DigitSequenceOptions
 from speechseq.text import TagSet, Vocabulary
+from speechseq.transcribe import Transcriber
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "saved_models" / "digits"
@@ -137,6 +138,11 @@ def test_an_interrupted_fine_tune_resumes_and_reports_before_and_after(lucas, tm
     assert row["before"]["wer"] == round(before.wer, 4) > 0
     assert row["after"]["wer"] < row["before"]["wer"], row  # the new speaker's WER falls
     assert "WER before" in capsys.readouterr().out
+    # Its export decodes as the source's did: with the source's word list and weights.
+    adapted = tmp_path / "adapted"
+    assert cli.main(["export", str(out), "--out", str(adapted), "--samples", str(ROOT / "samples" / "countdown.wav")]) == 0
+    assert grammar.shipped(adapted / "1") == grammar.shipped(resolve_version(SHIPPED)) is not None
+    assert Transcriber(adapted).decoding == "grammar"
 
 
 def test_speechseq_train_starts_from_train_init_from(lucas, tmp_path, capsys):

@@ -90,6 +90,15 @@ def test_an_export_ships_a_language_model_of_its_training_text_and_beam_searches
     assert capsys.readouterr().out.strip() == greedy.transcribe(files[0]).text
     assert isinstance(with_lm._decoder, BeamSearch)
 
+    # Re-exported, the version keeps its LM; given a word list instead, it ships the list alone.
+    sample = str(kathleen["dev"][0].audio)
+    assert cli.main(["export", str(out / "1"), "--out", str(out), "--samples", sample]) == 0
+    assert (out / "2" / "assets" / "lm.arpa").read_bytes() == (assets / "lm.arpa").read_bytes()
+    assert language_model.shipped(out / "2").alpha == settings["alpha"] and Transcriber(out).decoding == "beam"
+    digits = str(ROOT / "pipelines" / "grammars" / "digits.txt")
+    assert cli.main(["export", str(out / "1"), "--out", str(out), "--grammar", digits, "--samples", sample]) == 0
+    assert language_model.shipped(out / "3") is None and Transcriber(out).decoding == "grammar"
+
 
 def test_a_word_list_in_the_shipped_model_lets_the_search_keep_words_no_training_prompt_has(
         kathleen, tmp_path, capsys):

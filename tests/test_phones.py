@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -154,7 +155,12 @@ def test_a_grammar_restricts_the_phone_model_to_its_words(held_out_kathleen):
 def test_phone_model_exports_and_transcription_refuse_what_they_cannot_do(tmp_path, capsys):
     out = str(tmp_path / "x")
     clip = str(ROOT / "samples" / "countdown.wav")
-    assert cli.main(["export", str(PHONES), "--out", out, "--samples", clip]) == 2
+    bare = tmp_path / "run"  # a phone run of its own: no lexicon, no LM
+    bare.mkdir()
+    for name in ("features.json", "run.json", "vocabulary.json"):
+        shutil.copyfile(PHONES / "assets" / name, bare / name)
+    shutil.copyfile(PHONES / "assets.extra" / "model.keras", bare / "model.keras")
+    assert cli.main(["export", str(bare), "--out", out, "--samples", clip]) == 2
     assert "hears phones: its export needs --lm-from or --grammar" in capsys.readouterr().err
     texts = tmp_path / "texts.txt"
     texts.write_text("three two one zero\n")
@@ -245,6 +251,9 @@ def test_fine_tuning_a_phone_model_spells_its_manifests_with_the_shipped_lexicon
     run = finetune.make_run(finetune.FinetuneOptions(source=str(PHONES), manifest=str(manifest), dev=str(manifest)),
                             tmp_path / "run")
     assert [u.text for u in corpora.read_manifest(run.data.train)] == ["TrI tV wun zirA"]
+    # The run keeps the export's lexicon, LMs and word list: its export decodes as the source's.
+    for name in ("lexicon.dict", "lm.json", "lm.arpa", "phone-lm.arpa", "grammar.txt", "grammar.json"):
+        assert (tmp_path / "run" / name).read_bytes() == (PHONES / "assets" / name).read_bytes(), name
     assert [u.text for u in corpora.read_manifest(run.data.dev)] == ["TrI tV wun zirA"]
     assert is_phone_vocabulary(type(phone_vocabulary()).load(run.data.vocabulary))
     unknown = corpora.write_manifest([corpora.Utterance(clip, "three blorptastic")], tmp_path / "odd.jsonl")
