@@ -187,7 +187,6 @@ def save_graph(trained: Trained, folder: str | os.PathLike) -> None:
     """Write the SavedModel of `trained` into `folder` (its assets stay as they are). If the
     folder ships a word list (`grammar.ship`), the graph searches it too: TF Serving's
     transcript is then the list's words, as `speechseq transcribe` decodes by default."""
-    from speechseq import grammar
     from speechseq.grammar_graph import GraphGrammar
 
     decoder = grammar.shipped_decoder(folder, trained.classes) if trained.task == "ctc" else None

@@ -151,11 +151,11 @@ class PhoneBeamSearch:
         self._phones = BeamSearch(vocabulary, options)
         self._respelling = Respelling(lexicon.phone_words())
         self._edit_cost = edit_cost
-        self._words_lm = None
+        self._words_lm = self._new_state = None
         if words_lm is not None:
             import kenlm
 
-            self._words_lm = kenlm.Model(words_lm)
+            self._words_lm, self._new_state = kenlm.Model(words_lm), kenlm.State
 
     def words(self, log_probs: np.ndarray, seconds_per_frame: float) -> list[Word]:
         """Best beam of `log_probs` [frames, classes] (true frames only) as timed, spelt words;
@@ -182,6 +182,9 @@ class PhoneBeamSearch:
         for index, phones in enumerate(pronunciations):
             parts = self._respelling.parts(phones)
             known = parts[0].edits == 0 and parts[0].end == len(phones)
+            starting: dict[int, list[Part]] = {}
+            for part in parts:
+                starting.setdefault(part.start, []).append(part)
             at: dict[int, list[_Spelt]] = {0: beams}
             for position in range(len(phones)):
                 here = sorted(at.pop(position, []), key=lambda beam: -beam.score)[:_SPELLING_BEAM]
@@ -190,7 +193,7 @@ class PhoneBeamSearch:
                 if not known:  # a phone the model added, left out
                     at.setdefault(position + 1, []).extend(
                         dataclasses.replace(beam, score=beam.score - self._edit_cost * SKIP_EDITS) for beam in here)
-                for part in (p for p in parts if p.start == position):
+                for part in starting.get(position, ()):
                     for beam in here:
                         for word in part.words:
                             score, state = self._word_score(beam.state, word)
@@ -203,9 +206,7 @@ class PhoneBeamSearch:
     def _start_state(self):
         if self._words_lm is None:
             return None
-        import kenlm
-
-        state = kenlm.State()
+        state = self._new_state()
         self._words_lm.BeginSentenceWrite(state)
         return state
 
@@ -213,9 +214,7 @@ class PhoneBeamSearch:
         """log10 P(word | state) and the state after it; without a word LM, one edit's cost."""
         if self._words_lm is None:
             return -self._edit_cost, None
-        import kenlm
-
-        after = kenlm.State()
+        after = self._new_state()
         return self._words_lm.BaseScore(state, word, after), after
 
 

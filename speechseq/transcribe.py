@@ -137,8 +137,8 @@ class Transcriber:
             return grammar.GrammarDecoder(self.vocabulary, options.grammar,
                                           options.grammar_options or GrammarOptions(), lexicon=lexicon)
         if shipped is None:  # a word list and no LM (digits); --no-lm: greedy phones read as its words
-            if options.shipped_decoding:
-                return grammar.shipped_decoder(folder, self.vocabulary)
+            if options.shipped_decoding:  # the list's words heard through the lexicon just read
+                return grammar.GrammarDecoder(self.vocabulary, *grammar.shipped(folder), lexicon=lexicon)
             return PhoneBeamSearch(self.vocabulary, decoding.BeamOptions(beam_width=1), lexicon, None)
         if importlib.util.find_spec("kenlm") is None:
             raise ExportError(f"{folder} hears phones: its words need the kenlm package (pip install 'speechseq[lm]')")
