@@ -24,13 +24,15 @@ def add_export(commands) -> None:
     export.add_argument("--grammar", type=Path, metavar="WORDS.txt",
                         help="transcription models: ship this word or phrase list; transcribe decodes with it by default")
     export.add_argument("--tune-grammar", type=Path, metavar="DEV.jsonl",
-                        help="with --grammar: pick its weights (alpha, beta) on these utterances")
+                        help="pick the weights (alpha, beta) of --grammar, or of the word list the model keeps "
+                        "(a run fine-tuned from an export, a re-export), on these utterances")
     export.add_argument("--lm-from", type=Path, metavar="TEXTS",
                         help="transcription models: ship an n-gram model of these texts (a manifest's, or one "
                         "sentence per line); transcribe beam-searches with it by default")
     export.add_argument("--lm-order", type=int, default=3, help="with --lm-from: the n of the n-grams")
     export.add_argument("--tune-lm", type=Path, metavar="DEV.jsonl",
-                        help="with --lm-from: pick its weights (alpha, beta) on these utterances")
+                        help="pick the weights (alpha, beta) of --lm-from, or of the LM the model keeps "
+                        "(a run fine-tuned from an export, a re-export), on these utterances")
     export.add_argument("--lm-words", type=Path, metavar="WORDS.txt",
                         help="with --lm-from: words (one per line) the model knows beyond its texts, each seen once")
     export.add_argument("--lm-beam", type=int,
@@ -46,10 +48,6 @@ def cmd_export(args) -> int:
     from speechseq import export, serving, verify
     from speechseq.language_model import LEXICON_FILE
 
-    if args.tune_grammar and not args.grammar:
-        raise SpeechseqError("--tune-grammar tunes the weights of --grammar: give the word list too")
-    if args.tune_lm and not args.lm_from:
-        raise SpeechseqError("--tune-lm tunes the weights of --lm-from: give the texts too")
     if (args.lm_words or args.lm_beam is not None) and not args.lm_from:
         raise SpeechseqError("--lm-words and --lm-beam shape the model of --lm-from: give the texts too")
     if args.lm_beam is not None and args.lm_beam < 1:
@@ -60,6 +58,7 @@ def cmd_export(args) -> int:
     if args.lexicon and not (args.lm_from or args.grammar):
         raise SpeechseqError("--lexicon spells the words of --lm-from or --grammar: give the texts or the word list too")
     trained = export.load_trained(args.model)
+    _check_retuning(args, trained.folder)
     phones = trained.task == "ctc" and is_phone_vocabulary(trained.classes)
     # A phone export re-exported (or a run fine-tuned from one) keeps its lexicon and what
     # decodes with it (`export.DECODING_FILES`); a run of its own has none.
@@ -83,6 +82,10 @@ def cmd_export(args) -> int:
             export.save_graph(trained, staging)
         if args.lm_from:
             _ship_language_model(args, trained, staging, checked, listed_words)
+        if args.tune_grammar and not args.grammar:
+            _retune_grammar(args, trained, staging, checked)
+        if args.tune_lm and not args.lm_from:
+            _retune_language_model(args, staging, checked)
         files = [str(p) for p in audio.find_audio(*args.samples)] if args.samples else _sample_files(trained)
         wavs = [p for p in files if p.lower().endswith(".wav")][:4]
         examples = _warmup_examples(trained, files[:1], wavs[:1])
@@ -147,6 +150,50 @@ def _ship_grammar(args, trained, staging: Path, checked: dict) -> None:
     grammar.ship(staging, words, grammar.GrammarOptions(tuned.alpha, tuned.beta),
                  about | tuned.about(args.tune_grammar.name))
     checked["decoding"] = f"grammar: {len(words.words)} words from {args.grammar.name}, " + _tuned(tuned)
+
+
+def _check_retuning(args, source: Path) -> None:
+    """--tune-grammar or --tune-lm alone re-tune what the source keeps: its word list or LM."""
+    from speechseq.grammar import WEIGHTS_FILE
+    from speechseq.language_model import SETTINGS_FILE
+
+    keeps_lm = (source / SETTINGS_FILE).exists()
+    if args.tune_grammar and not args.grammar:
+        # A phone model that keeps an LM keeps a word list for its graph only: it transcribes with the LM.
+        if args.lm_from or keeps_lm or not (source / WEIGHTS_FILE).exists():
+            raise SpeechseqError(f"--tune-grammar tunes the weights of --grammar, or of the word list {args.model} "
+                                 "decodes with; it decodes with none: give the word list too")
+    if args.tune_lm and not args.lm_from:
+        if args.grammar or not keeps_lm:
+            raise SpeechseqError(f"--tune-lm tunes the weights of --lm-from, or of the LM {args.model} keeps; "
+                                 "it keeps none: give the texts too")
+
+
+def _retune_grammar(args, trained, staging: Path, checked: dict) -> None:
+    """--tune-grammar alone: new weights for the word list the export keeps (a run fine-tuned
+    from an export keeps weights tuned for the voices the export heard, not the new one)."""
+    from speechseq import export, grammar, tuning
+
+    words, _ = grammar.shipped(staging)
+    tuned = tuning.tune_grammar(staging, corpora.read_manifest(args.tune_grammar), words,
+                                grammar.shipped_lexicon(staging))
+    grammar.ship(staging, words, grammar.GrammarOptions(tuned.alpha, tuned.beta),
+                 grammar.shipped_about(staging) | tuned.about(args.tune_grammar.name))
+    export.save_graph(trained, staging)  # the graph searches the list with its weights
+    checked["decoding"] = f"grammar: the {len(words.words)} words it keeps, " + _tuned(tuned)
+
+
+def _retune_language_model(args, staging: Path, checked: dict) -> None:
+    """--tune-lm alone: new weights for the LM the export keeps (a phone model's search runs
+    on its pronunciation LM and spells with its word LM, as `speechseq transcribe` does)."""
+    from speechseq import language_model, tuning
+
+    options, phones = language_model.shipped(staging), language_model.shipped_lexicon(staging)
+    search_lm, spelling = (phones[0].lm, (phones[1], phones[2])) if phones else (options.lm, None)
+    tuned = tuning.tune_language_model(staging, corpora.read_manifest(args.tune_lm), search_lm,
+                                       options.beam_width, spelling=spelling)
+    language_model.reweigh(staging, tuned.alpha, tuned.beta, tuned.about(args.tune_lm.name))
+    checked["decoding"] = "the language model it keeps, " + _tuned(tuned)
 
 
 def _grammar_lexicon(args, words, staging: Path):

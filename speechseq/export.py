@@ -108,6 +108,7 @@ def model_card(trained: Trained, name: str, version: int, extra: dict | None = N
         card["exported_from"] = f"{earlier.get('name')}/{earlier.get('version')} (the same weights)"
     if (trained.folder / "smoothing.json").exists():  # a re-export ships the same smoothing
         card["smoothing"] = _json_file(trained.folder / "smoothing.json")
+    card |= _kept_decoding(trained.folder)
     if settings["train"].get("init_from"):
         card["fine_tuned"] = {
             "from": settings["train"]["init_from"],
@@ -116,6 +117,17 @@ def model_card(trained: Trained, name: str, version: int, extra: dict | None = N
             "before_and_after": _json_file(trained.folder / "report.json"),
         }
     return card | (extra or {})
+
+
+def _kept_decoding(folder: Path) -> dict:
+    """The card's account of the word list and LM a run fine-tuned from an export keeps
+    (a re-export's earlier card has it too): the export decodes with them."""
+    kept = {}
+    if (folder / language_model.SETTINGS_FILE).exists():
+        kept["language_model"] = _json_file(folder / language_model.SETTINGS_FILE)
+    if (folder / grammar.WEIGHTS_FILE).exists():
+        kept["grammar"] = grammar.card_entry(_json_file(folder / grammar.WEIGHTS_FILE))
+    return kept
 
 
 def _task_description(trained: Trained) -> str:
@@ -220,9 +232,15 @@ DECODING_FILES = (grammar.GRAMMAR_FILE, grammar.WEIGHTS_FILE, language_model.LEX
 
 
 def drop_decoding(version_folder: Path) -> None:
-    """Remove the decoding files an export being made kept from its source."""
+    """Remove the decoding files an export being made kept from its source, and what its
+    model card says of them."""
+    assets = Path(version_folder) / "assets"
     for name in DECODING_FILES:
-        (Path(version_folder) / "assets" / name).unlink(missing_ok=True)
+        (assets / name).unlink(missing_ok=True)
+    card = _json_file(assets / "model_card.json")
+    if "grammar" in card or "language_model" in card:
+        kept = {key: value for key, value in card.items() if key not in ("grammar", "language_model")}
+        (assets / "model_card.json").write_text(json.dumps(kept, indent=2) + "\n")
 
 
 def _sync_tree(folder: Path) -> None:

@@ -107,9 +107,23 @@ def ship(version_folder: str | os.PathLike, grammar: Grammar, options: GrammarOp
     card_file = assets / "model_card.json"
     if card_file.exists():
         card = json.loads(card_file.read_text())
-        if len(grammar.words) > CARD_WORDS:  # a card to read, not a dictionary: the list is in the file
-            summary = summary | {"words": f"{len(grammar.words)} words, listed in assets/{GRAMMAR_FILE}"}
-        write_text(card_file, json.dumps(card | {"grammar": summary}, indent=2) + "\n")
+        write_text(card_file, json.dumps(card | {"grammar": card_entry(summary)}, indent=2) + "\n")
+
+
+def card_entry(summary: dict) -> dict:
+    """A shipped list's summary (grammar.json) as the model card gives it: a card to read,
+    not a dictionary, so a long list is counted there and listed in its file."""
+    if len(summary["words"]) > CARD_WORDS:
+        return summary | {"words": f"{len(summary['words'])} words, listed in assets/{GRAMMAR_FILE}"}
+    return summary
+
+
+def shipped_about(version_folder: str | os.PathLike) -> dict:
+    """What the export's grammar.json says of its list beyond the list and its weights
+    (where it came from, its lexicon, what the weights were tuned on)."""
+    summary = json.loads((Path(version_folder) / "assets" / WEIGHTS_FILE).read_text())
+    made = {"file", "words", "phrases", *(field.name for field in dataclasses.fields(GrammarOptions))}
+    return {key: value for key, value in summary.items() if key not in made}
 
 
 def shipped_decoder(version_folder: str | os.PathLike, vocabulary: Vocabulary) -> GrammarDecoder | None:

@@ -3,6 +3,7 @@
     build_arpa(sentences, "lm.arpa", order=3)              # arpabo's estimate, KenLM's layout
     ship(version_folder, "lm.arpa", BeamOptions(alpha=0.5, beta=1.0), about={...})
     options = shipped(version_folder)                      # BeamOptions with the shipped LM, or None
+    reweigh(version_folder, alpha, beta, about={...})      # new weights for the LM it holds
 
 The estimate is arpabo's (Kneser-Ney or Good-Turing back-off, pure Python, by the author
 of CMU Sphinx's own arpabo). Its ARPA file differs from what KenLM (and so pyctcdecode)
@@ -105,7 +106,18 @@ def ship(version_folder: str | os.PathLike, arpa: str | os.PathLike, options: Be
         shutil.copyfile(phone_arpa, assets / PHONE_LM_FILE)
         lexicon.write(assets / LEXICON_FILE)
         settings |= {"phone_lm": PHONE_LM_FILE, "lexicon": LEXICON_FILE, "lexicon_words": len(lexicon.pronunciations)}
-    settings |= about
+    _write_settings(assets, settings | about)
+
+
+def reweigh(version_folder: str | os.PathLike, alpha: float, beta: float, about: dict) -> None:
+    """New weights for the LM an export already holds (kept from the export or run it was
+    made from), with `about` (what they were tuned on) replacing what the old ones said."""
+    assets = Path(version_folder) / "assets"
+    settings = json.loads((assets / SETTINGS_FILE).read_text())
+    _write_settings(assets, settings | {"alpha": alpha, "beta": beta} | about)
+
+
+def _write_settings(assets: Path, settings: dict) -> None:
     write_text(assets / SETTINGS_FILE, json.dumps(settings, indent=2) + "\n")
     card_file = assets / "model_card.json"
     if card_file.exists():

@@ -95,9 +95,20 @@ def test_an_export_ships_a_language_model_of_its_training_text_and_beam_searches
     assert cli.main(["export", str(out / "1"), "--out", str(out), "--samples", sample]) == 0
     assert (out / "2" / "assets" / "lm.arpa").read_bytes() == (assets / "lm.arpa").read_bytes()
     assert language_model.shipped(out / "2").alpha == settings["alpha"] and Transcriber(out).decoding == "beam"
+    # --tune-lm alone re-tunes the kept LM's weights (here on a new speaker's two takes).
+    speaker = corpora.write_manifest(kathleen["dev"][2:], tmp_path / "speaker.jsonl")
+    assert cli.main(["export", str(out / "2"), "--out", str(out), "--tune-lm", str(speaker), "--samples", sample]) == 0
+    assert "the language model it keeps, weights tuned on 2 dev utterances" in capsys.readouterr().out
+    retuned = json.loads((out / "3" / "assets" / "lm.json").read_text())
+    assert (out / "3" / "assets" / "lm.arpa").read_bytes() == (assets / "lm.arpa").read_bytes()
+    assert retuned["tuned_on"] == "speaker.jsonl" and retuned["utterances"] == 2
+    assert retuned["sentences"] == settings["sentences"] and retuned["alpha"] in (0.5, 1.0)
+    card = json.loads((out / "3" / "assets" / "model_card.json").read_text())
+    assert card["language_model"] == retuned
     digits = str(ROOT / "pipelines" / "grammars" / "digits.txt")
-    assert cli.main(["export", str(out / "1"), "--out", str(out), "--grammar", digits, "--samples", sample]) == 0
-    assert language_model.shipped(out / "3") is None and Transcriber(out).decoding == "grammar"
+    assert cli.main(["export", str(out / "3"), "--out", str(out), "--grammar", digits, "--samples", sample]) == 0
+    assert language_model.shipped(out / "4") is None and Transcriber(out).decoding == "grammar"
+    assert "language_model" not in json.loads((out / "4" / "assets" / "model_card.json").read_text())
 
 
 def test_a_word_list_in_the_shipped_model_lets_the_search_keep_words_no_training_prompt_has(
@@ -132,7 +143,9 @@ def test_bad_language_model_requests_are_refused(tmp_path, capsys):
     clip = str(ROOT / "samples" / "countdown.wav")
     out = str(tmp_path / "x")
     assert cli.main(["export", str(SENTENCES), "--out", out, "--tune-lm", "dev.jsonl"]) == 2
-    assert "give the texts too" in capsys.readouterr().err
+    assert "give the texts too" in capsys.readouterr().err  # it keeps no LM to re-tune
+    assert cli.main(["export", str(SENTENCES), "--out", out, "--tune-grammar", "dev.jsonl"]) == 2
+    assert "give the word list too" in capsys.readouterr().err
     assert cli.main(["export", str(SENTENCES), "--out", out, "--lm-from", clip, "--samples", clip]) == 2
     assert "not a UTF-8 text file" in capsys.readouterr().err
     assert cli.main(["export", str(SENTENCES), "--out", out, "--lm-words", clip]) == 2

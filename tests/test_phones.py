@@ -195,6 +195,14 @@ def test_an_exported_phone_run_ships_its_lexicon_lm_and_graph_words(tmp_path, ca
     assert settings["lexicon"] == "lexicon.dict" and settings["phone_sentences"] == 3
     assert set(Lexicon.read(assets / "lexicon.dict").pronunciations) == set(texts.read_text().split())
     assert Transcriber(out).transcribe(ROOT / "samples" / "countdown.wav").text == "three two one zero"
+    # --tune-lm alone re-tunes the kept LMs: the search on pronunciations, spelt in words.
+    again = corpora.write_manifest([corpora.Utterance(sample, "three two one zero")], tmp_path / "again.jsonl")
+    assert cli.main(["export", str(out / "1"), "--out", str(out), "--tune-lm", str(again), "--samples", str(sample)]) == 0
+    assert "the language model it keeps, weights tuned on 1 dev utterances (2 candidates)" in capsys.readouterr().out
+    retuned = json.loads((out / "2" / "assets" / "lm.json").read_text())
+    assert retuned["tuned_on"] == "again.jsonl" and retuned["lexicon"] == "lexicon.dict"
+    assert retuned["dev"]["wer"] == 0  # scored in words, as transcribe spells them
+    assert (out / "2" / "assets" / "phone-lm.arpa").read_bytes() == (assets / "phone-lm.arpa").read_bytes()
 
 
 def test_a_phone_model_exported_with_a_word_list_decodes_only_its_words_in_speechseq_and_tf_serving(
