@@ -188,10 +188,10 @@ def _retune_language_model(args, staging: Path, checked: dict) -> None:
     on its pronunciation LM and spells with its word LM, as `speechseq transcribe` does)."""
     from speechseq import language_model, tuning
 
-    options, phones = language_model.shipped(staging), language_model.shipped_lexicon(staging)
-    search_lm, spelling = (phones[0].lm, (phones[1], phones[2])) if phones else (options.lm, None)
-    tuned = tuning.tune_language_model(staging, corpora.read_manifest(args.tune_lm), search_lm,
-                                       options.beam_width, spelling=spelling)
+    phones = language_model.shipped_lexicon(staging)  # (search options, lexicon, word LM), or None
+    search = phones[0] if phones else language_model.shipped(staging)
+    tuned = tuning.tune_language_model(staging, corpora.read_manifest(args.tune_lm), search.lm, search.beam_width,
+                                       spelling=phones[1:] if phones else None)
     language_model.reweigh(staging, tuned.alpha, tuned.beta, tuned.about(args.tune_lm.name))
     checked["decoding"] = "the language model it keeps, " + _tuned(tuned)
 
