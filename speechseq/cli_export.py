@@ -160,7 +160,10 @@ def _check_retuning(args, source: Path) -> None:
     keeps_lm = (source / SETTINGS_FILE).exists()
     if args.tune_grammar and not args.grammar:
         # A phone model that keeps an LM keeps a word list for its graph only: it transcribes with the LM.
-        if args.lm_from or keeps_lm or not (source / WEIGHTS_FILE).exists():
+        if keeps_lm and not args.lm_from:
+            raise SpeechseqError(f"--tune-grammar tunes a word list's weights; {args.model} decodes with its LM: "
+                                 "re-tune that with --tune-lm")
+        if args.lm_from or not (source / WEIGHTS_FILE).exists():
             raise SpeechseqError(f"--tune-grammar tunes the weights of --grammar, or of the word list {args.model} "
                                  "decodes with; it decodes with none: give the word list too")
     if args.tune_lm and not args.lm_from:

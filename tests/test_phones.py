@@ -162,6 +162,8 @@ def test_phone_model_exports_and_transcription_refuse_what_they_cannot_do(tmp_pa
     shutil.copyfile(PHONES / "assets.extra" / "model.keras", bare / "model.keras")
     assert cli.main(["export", str(bare), "--out", out, "--samples", clip]) == 2
     assert "hears phones: its export needs --lm-from or --grammar" in capsys.readouterr().err
+    assert cli.main(["export", str(PHONES), "--out", out, "--tune-grammar", "dev.jsonl"]) == 2
+    assert "decodes with its LM: re-tune that with --tune-lm" in capsys.readouterr().err  # its list is the graph's
     texts = tmp_path / "texts.txt"
     texts.write_text("three two one zero\n")
     assert cli.main(["export", str(CHARACTERS), "--out", out, "--lm-from", str(texts), "--lexicon",
