@@ -35,7 +35,7 @@ import tensorflow as tf
 
 from speechseq import grammar, language_model, models
 from speechseq.features import FeatureConfig
-from speechseq.files import current_umask
+from speechseq.files import current_umask, write_text
 from speechseq.lexicon import is_phone_vocabulary
 from speechseq.published import ExportError, task_of, trained_files, versions
 from speechseq.serving import serving_module
@@ -124,9 +124,9 @@ def _kept_decoding(folder: Path) -> dict:
     (a re-export's earlier card has it too): the export decodes with them."""
     kept = {}
     if (folder / language_model.SETTINGS_FILE).exists():
-        kept["language_model"] = _json_file(folder / language_model.SETTINGS_FILE)
+        kept[language_model.CARD_KEY] = _json_file(folder / language_model.SETTINGS_FILE)
     if (folder / grammar.WEIGHTS_FILE).exists():
-        kept["grammar"] = grammar.card_entry(_json_file(folder / grammar.WEIGHTS_FILE))
+        kept[grammar.CARD_KEY] = grammar.card_entry(_json_file(folder / grammar.WEIGHTS_FILE))
     return kept
 
 
@@ -238,9 +238,10 @@ def drop_decoding(version_folder: Path) -> None:
     for name in DECODING_FILES:
         (assets / name).unlink(missing_ok=True)
     card = _json_file(assets / "model_card.json")
-    if "grammar" in card or "language_model" in card:
-        kept = {key: value for key, value in card.items() if key not in ("grammar", "language_model")}
-        (assets / "model_card.json").write_text(json.dumps(kept, indent=2) + "\n")
+    entries = (grammar.CARD_KEY, language_model.CARD_KEY)
+    if any(key in card for key in entries):
+        kept = {key: value for key, value in card.items() if key not in entries}
+        write_text(assets / "model_card.json", json.dumps(kept, indent=2) + "\n")
 
 
 def _sync_tree(folder: Path) -> None:

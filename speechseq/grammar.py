@@ -93,6 +93,7 @@ class GrammarOptions:
 # An export's own word list: assets/grammar.txt, its weights in assets/grammar.json.
 GRAMMAR_FILE, WEIGHTS_FILE = "grammar.txt", "grammar.json"
 CARD_WORDS = 100  # a longer list is counted in the model card, not written out
+CARD_KEY = "grammar"  # the model card's entry for a shipped word list
 
 
 def ship(version_folder: str | os.PathLike, grammar: Grammar, options: GrammarOptions, about: dict) -> None:
@@ -107,7 +108,7 @@ def ship(version_folder: str | os.PathLike, grammar: Grammar, options: GrammarOp
     card_file = assets / "model_card.json"
     if card_file.exists():
         card = json.loads(card_file.read_text())
-        write_text(card_file, json.dumps(card | {"grammar": card_entry(summary)}, indent=2) + "\n")
+        write_text(card_file, json.dumps(card | {CARD_KEY: card_entry(summary)}, indent=2) + "\n")
 
 
 def card_entry(summary: dict) -> dict:

@@ -29,6 +29,7 @@ from speechseq.files import write_text
 from speechseq.lexicon import Lexicon
 
 LM_FILE, SETTINGS_FILE = "lm.arpa", "lm.json"
+CARD_KEY = "language_model"  # the model card's entry for a shipped LM (its settings)
 # A phone model's export also ships its words' pronunciations and an LM of them (`phone_decoding`).
 PHONE_LM_FILE, LEXICON_FILE = "phone-lm.arpa", "lexicon.dict"
 _SECTION = re.compile(r"^\\(\d+)-grams:$")
@@ -122,7 +123,7 @@ def _write_settings(assets: Path, settings: dict) -> None:
     card_file = assets / "model_card.json"
     if card_file.exists():
         card = json.loads(card_file.read_text())
-        write_text(card_file, json.dumps(card | {"language_model": settings}, indent=2) + "\n")
+        write_text(card_file, json.dumps(card | {CARD_KEY: settings}, indent=2) + "\n")
 
 
 def shipped(version_folder: str | os.PathLike) -> BeamOptions | None:
