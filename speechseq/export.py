@@ -35,7 +35,7 @@ import tensorflow as tf
 
 from speechseq import grammar, language_model, models
 from speechseq.features import FeatureConfig
-from speechseq.files import current_umask, write_text
+from speechseq.files import current_umask, update_json_entries
 from speechseq.lexicon import is_phone_vocabulary
 from speechseq.published import ExportError, task_of, trained_files, versions
 from speechseq.serving import serving_module
@@ -237,11 +237,7 @@ def drop_decoding(version_folder: Path) -> None:
     assets = Path(version_folder) / "assets"
     for name in DECODING_FILES:
         (assets / name).unlink(missing_ok=True)
-    card = _json_file(assets / "model_card.json")
-    entries = (grammar.CARD_KEY, language_model.CARD_KEY)
-    if any(key in card for key in entries):
-        kept = {key: value for key, value in card.items() if key not in entries}
-        write_text(assets / "model_card.json", json.dumps(kept, indent=2) + "\n")
+    update_json_entries(assets / "model_card.json", drop=(grammar.CARD_KEY, language_model.CARD_KEY))
 
 
 def _sync_tree(folder: Path) -> None:

@@ -7,6 +7,7 @@ names one output per input so that no two inputs ever share one.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections import Counter
@@ -60,6 +61,18 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     """Write `text` (UTF-8) to `path` atomically."""
     with atomic_path(path) as temporary:
         temporary.write_text(text, encoding="utf-8")
+
+
+def update_json_entries(path: str | os.PathLike, entries: dict | None = None, drop: Sequence[str] = ()) -> None:
+    """Set `entries` in the JSON object in `path` and remove the keys in `drop`, writing it
+    atomically; a file that is not there stays absent (an export without a model card)."""
+    path = Path(path)
+    if not path.exists():
+        return
+    values = json.loads(path.read_text(encoding="utf-8"))
+    updated = {key: value for key, value in values.items() if key not in drop} | (entries or {})
+    if updated != values:
+        write_text(path, json.dumps(updated, indent=2) + "\n")
 
 
 def output_paths(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, suffix: str) -> list[Path]:
