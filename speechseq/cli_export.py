@@ -19,6 +19,9 @@ def add_export(commands) -> None:
     export.add_argument("--samples", nargs="+", metavar="AUDIO",
                         help="audio to verify and warm up with (default: the run's dev manifest)")
     export.add_argument("--card", type=Path, help="JSON merged into the model card (license, data attribution)")
+    export.add_argument("--results", type=Path, metavar="SCORES.json",
+                        help="this export's scores (a JSON object, e.g. WER and CER on held-out sets, measured "
+                        "with the decoding it ships) for assets/results.json and the card's metrics")
     export.add_argument("--tune-smoothing", type=Path, metavar="DEV.jsonl",
                         help="tagging models: pick the smoothing on these utterances' segments and ship it")
     export.add_argument("--grammar", type=Path, metavar="WORDS.txt",
@@ -57,6 +60,8 @@ def cmd_export(args) -> int:
         raise SpeechseqError("ship --grammar (a closed word list) or --lm-from (an open n-gram model), not both")
     if args.lexicon and not (args.lm_from or args.grammar):
         raise SpeechseqError("--lexicon spells the words of --lm-from or --grammar: give the texts or the word list too")
+    card = _json_object(args.card, "a model card") if args.card else None
+    results = _json_object(args.results, "a results file") if args.results else None
     trained = export.load_trained(args.model)
     _check_retuning(args, trained.folder)
     phones = trained.task == "ctc" and is_phone_vocabulary(trained.classes)
@@ -67,7 +72,6 @@ def cmd_export(args) -> int:
                              "may write; their pronunciations with --lexicon)")
     if args.lexicon and not phones:
         raise SpeechseqError(f"--lexicon is for phone models; {args.model} spells characters")
-    card = _card(args.card) if args.card else None
     checked: dict = {}
 
     def finish(staging: Path) -> None:
@@ -77,6 +81,11 @@ def cmd_export(args) -> int:
             raise SpeechseqError("--grammar and --lm-from are for transcription models; this one tags frames")
         if args.grammar or args.lm_from:  # a new way to decode replaces what the source shipped
             export.drop_decoding(staging)
+        if (args.grammar or args.lm_from or args.tune_grammar or args.tune_lm) and export.is_export(trained.folder):
+            # An export's scores were measured with its own decoding, which this one changes.
+            checked["scores_dropped"] = export.drop_scores(staging)
+        if results is not None:
+            export.record_scores(staging, results)
         if args.grammar:
             _ship_grammar(args, trained, staging, checked)
             export.save_graph(trained, staging)
@@ -123,6 +132,9 @@ def cmd_export(args) -> int:
               f"segment F1 {tuned.dev_with_defaults['segment_f1']:.3f} -> {tuned.dev['segment_f1']:.3f}")
     if "decoding" in checked:
         print(checked["decoding"])
+    if checked.get("scores_dropped") and results is None:
+        print(f"{args.model}'s scores (results.json) were measured with the decoding this export changes: not "
+              "kept; score this export (speechseq evaluate) and export it again with --results")
     if "request" in checked:
         request = target / "assets.extra" / checked["request"]
         print(f"serve it: docker run -p 8501:8501 -v {args.out.resolve()}:/models/{args.out.name} "
@@ -334,14 +346,17 @@ def _read_text(path: Path) -> str:
         raise SpeechseqError(f"{path}: not a UTF-8 text file") from None
 
 
-def _card(path: Path) -> dict:
+def _json_object(path: Path, what: str) -> dict:
+    """--card, --results: a JSON object, read and checked before any model is loaded."""
+    if not path.is_file():
+        raise SpeechseqError(f"{path}: no such file")
     try:
-        card = json.loads(path.read_text())
+        values = json.loads(_read_text(path))
     except json.JSONDecodeError as error:
         raise SpeechseqError(f"{path}: not valid JSON ({error})") from None
-    if not isinstance(card, dict):
-        raise SpeechseqError(f"{path}: a model card is a JSON object")
-    return card
+    if not isinstance(values, dict):
+        raise SpeechseqError(f"{path}: {what} is a JSON object")
+    return values
 
 
 def _sample_files(trained) -> list[str]:

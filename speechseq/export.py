@@ -35,7 +35,7 @@ import tensorflow as tf
 
 from speechseq import grammar, language_model, models
 from speechseq.features import FeatureConfig
-from speechseq.files import current_umask, update_json_entries
+from speechseq.files import current_umask, update_json_entries, write_text
 from speechseq.lexicon import is_phone_vocabulary
 from speechseq.published import ExportError, task_of, trained_files, versions
 from speechseq.serving import serving_module
@@ -149,8 +149,33 @@ def _training_data(trained: Trained) -> dict:
     }
 
 
+SCORES_FILE = "results.json"  # a model's measured scores; the card's "metrics"
+
+
 def _metrics(folder: Path) -> dict:
-    return _json_file(folder / "results.json")
+    return _json_file(folder / SCORES_FILE)
+
+
+def is_export(folder: Path) -> bool:
+    """Whether `folder` (a `Trained`'s) is a published version's assets, not a run."""
+    return (Path(folder) / "model_card.json").exists()
+
+
+def drop_scores(version_folder: Path) -> bool:
+    """Remove the scores an export being made kept from its source (and its card's metrics);
+    whether there were any."""
+    assets = Path(version_folder) / "assets"
+    had = (assets / SCORES_FILE).exists()
+    (assets / SCORES_FILE).unlink(missing_ok=True)
+    update_json_entries(assets / "model_card.json", {"metrics": {}})
+    return had
+
+
+def record_scores(version_folder: Path, scores: dict) -> None:
+    """Give an export being made these scores: its results.json and its card's metrics."""
+    assets = Path(version_folder) / "assets"
+    write_text(assets / SCORES_FILE, json.dumps(scores, indent=2) + "\n")
+    update_json_entries(assets / "model_card.json", {"metrics": scores})
 
 
 def _json_file(path: Path) -> dict:
@@ -217,7 +242,7 @@ def _write_assets(trained: Trained, folder: Path, name: str, version: int, card:
     (assets / "model_card.json").write_text(
         json.dumps(model_card(trained, name, version, card), indent=2) + "\n"
     )
-    for kept in ("results.json", "audit.json", "report.json", "smoothing.json", *DECODING_FILES):
+    for kept in (SCORES_FILE, "audit.json", "report.json", "smoothing.json", *DECODING_FILES):
         # re-exports, and exports of runs fine-tuned from an export, keep them (a grammar or an
         # LM given to the export replaces them all: `drop_decoding`)
         if (trained.folder / kept).exists():
@@ -248,4 +273,5 @@ def _sync_tree(folder: Path) -> None:
                 os.fsync(file.fileno())
 
 
-__all__ = ["DECODING_FILES", "ExportError", "Trained", "drop_decoding", "load_trained", "model_card", "write_version"]
+__all__ = ["DECODING_FILES", "SCORES_FILE", "ExportError", "Trained", "drop_decoding", "drop_scores", "is_export", "load_trained",
+           "model_card", "record_scores", "write_version"]

@@ -328,3 +328,17 @@ def test_a_keras_file_carrying_python_code_is_refused_in_safe_mode(tmp_path, cap
     error = capsys.readouterr().err
     assert f"{tmp_path / 'model.keras'}: cannot load this Keras model" in error and "safe_mode" in error
     assert not (tmp_path / "out" / "1").exists()
+
+
+@pytest.mark.parametrize("flag", ["--results", "--card"])
+def test_a_results_or_card_file_that_is_not_a_json_object_is_refused_before_any_model_loads(tmp_path, capsys, flag):
+    for text, problem in (("[0.1, 0.2]", "is a JSON object"), ("{wer: 0.1", "not valid JSON"), (None, "no such file")):
+        given = tmp_path / "given.json"
+        given.unlink(missing_ok=True)
+        if text is not None:
+            given.write_text(text)
+        # The model path does not exist: the file is checked first, so its error is the one printed.
+        assert cli.main(["export", str(tmp_path / "no-model"), "--out", str(tmp_path / "out"), flag, str(given)]) == 2
+        error = capsys.readouterr().err
+        assert f"{given}: " in error and problem in error, error
+    assert not (tmp_path / "out").exists()

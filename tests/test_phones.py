@@ -193,14 +193,25 @@ def test_an_exported_phone_run_ships_its_lexicon_lm_and_graph_words(tmp_path, ca
     assert "12 of its words in the lexicon" in printed and "the graph searches 12 of its words" in printed
     assert "weights tuned on 1 dev utterances (2 candidates)" in printed
     assets = out / "1" / "assets"
+    # The shipped scores were measured with the shipped LMs: a new LM's export does not claim them.
+    assert (PHONES / "assets" / "results.json").exists()
+    assert "scores (results.json) were measured with the decoding this export changes: not kept" in printed
+    assert not (assets / "results.json").exists()
+    assert json.loads((assets / "model_card.json").read_text())["metrics"] == {}
     settings = json.loads((assets / "lm.json").read_text())
     assert settings["lexicon"] == "lexicon.dict" and settings["phone_sentences"] == 3
     assert set(Lexicon.read(assets / "lexicon.dict").pronunciations) == set(texts.read_text().split())
     assert Transcriber(out).transcribe(ROOT / "samples" / "countdown.wav").text == "three two one zero"
     # --tune-lm alone re-tunes the kept LMs: the search on pronunciations, spelt in words.
     again = corpora.write_manifest([corpora.Utterance(sample, "three two one zero")], tmp_path / "again.jsonl")
-    assert cli.main(["export", str(out / "1"), "--out", str(out), "--tune-lm", str(again), "--samples", str(sample)]) == 0
+    scores = tmp_path / "scores.json"
+    scores.write_text('{"countdown": {"wer": 0.0, "utterances": 1}}')
+    assert cli.main(["export", str(out / "1"), "--out", str(out), "--tune-lm", str(again), "--samples", str(sample),
+                     "--results", str(scores)]) == 0
     assert "the language model it keeps, weights tuned on 1 dev utterances (2 candidates)" in capsys.readouterr().out
+    expected = {"countdown": {"wer": 0.0, "utterances": 1}}
+    assert json.loads((out / "2" / "assets" / "results.json").read_text()) == expected
+    assert json.loads((out / "2" / "assets" / "model_card.json").read_text())["metrics"] == expected
     retuned = json.loads((out / "2" / "assets" / "lm.json").read_text())
     assert retuned["tuned_on"] == "again.jsonl" and retuned["lexicon"] == "lexicon.dict"
     assert retuned["dev"]["wer"] == 0  # scored in words, as transcribe spells them
