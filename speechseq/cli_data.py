@@ -1,4 +1,4 @@
-"""`speechseq manifest`, `audit`, `features`, `evaluate` and `benchmark`: commands on manifests and the checkout."""
+"""`speechseq manifest`, `audit`, `features`, `evaluate`, `compare` and `benchmark`: commands on manifests and the checkout."""
 
 from __future__ import annotations
 
@@ -135,6 +135,41 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def add_compare(commands) -> None:
+    compare = commands.add_parser("compare", help="two models on one manifest: the difference and its interval "
+                                  "over speakers")
+    compare.add_argument("baseline", type=Path, help="saved_models/NAME[/VERSION] or a run directory")
+    compare.add_argument("candidate", type=Path, help="the model to compare with it")
+    compare.add_argument("--manifest", type=Path, required=True, help="utterances with a speaker each")
+    compare.add_argument("--draws", type=int, default=2000, help="bootstrap draws of the speakers")
+    compare.add_argument("--by", choices=("speaker", "utterance"), default="speaker",
+                         help="what the bootstrap draws (utterance: a set of one speaker's prompts)")
+    compare.add_argument("--json", action="store_true", help="print one JSON object")
+    compare.set_defaults(run=cmd_compare)
+
+
+def cmd_compare(args) -> int:
+    """Both models' WER and CER on a manifest, the candidate's difference and its 95% interval
+    from speakers drawn with replacement (speechseq.comparison)."""
+    from speechseq import comparison, evaluate
+    from speechseq.errors import SpeechseqError
+
+    if args.draws < 100:
+        raise SpeechseqError(f"--draws must be at least 100 for a 95% interval, got {args.draws}")
+    utterances = corpora.read_manifest(args.manifest)
+    if not utterances:
+        raise SpeechseqError(f"{args.manifest}: no utterances to compare on")
+    baseline, candidate = evaluate.score(args.baseline, utterances), evaluate.score(args.candidate, utterances)
+    if baseline.references != candidate.references:
+        raise SpeechseqError(f"{args.baseline} and {args.candidate} write {args.manifest}'s references differently "
+                             "(their vocabularies differ): compare models that write the same text")
+    values = comparison.compare(utterances, baseline.hypotheses, candidate.hypotheses, baseline.references,
+                                draws=args.draws, by=args.by)
+    values = {"baseline_model": str(args.baseline), "candidate_model": str(args.candidate), **values}
+    print(json.dumps(values, indent=2) if args.json else comparison.format_comparison(values))
+    return 0
+
+
 def add_benchmark(commands) -> None:
     benchmark = commands.add_parser("benchmark", help="run the benchmarks/ scripts of a source checkout")
     size = benchmark.add_mutually_exclusive_group()
@@ -164,4 +199,5 @@ def add_commands(commands) -> None:
     add_audit(commands)
     add_features(commands)
     add_evaluate(commands)
+    add_compare(commands)
     add_benchmark(commands)

@@ -28,6 +28,14 @@ def word_errors(reference: str, hypothesis: str) -> int:
     return result.substitutions + result.deletions + result.insertions
 
 
+def character_errors(reference: str, hypothesis: str) -> int:
+    """Character substitutions + deletions + insertions (spaces count), as `character_error_rate` counts them."""
+    if not reference:
+        return len(hypothesis)
+    result = jiwer.process_characters(reference, hypothesis)
+    return result.substitutions + result.deletions + result.insertions
+
+
 def character_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
     """Character errors per reference character (spaces count)."""
     return float(jiwer.cer(list(references), list(hypotheses)))
