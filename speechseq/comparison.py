@@ -19,8 +19,6 @@ from speechseq import metrics
 from speechseq.corpora import Utterance
 
 RATES = {"wer": "WER", "cer": "CER"}
-
-
 UNITS = ("speaker", "utterance")  # what the bootstrap draws: one speaker's set is drawn by utterance
 
 
@@ -45,24 +43,24 @@ def compare(utterances: Sequence[Utterance], baseline_hypotheses: Sequence[str],
         raise ValueError(f"by must be one of {UNITS}, got {by!r}")
     baseline = group_counts(utterances, references, baseline_hypotheses, by)
     candidate = group_counts(utterances, references, candidate_hypotheses, by)
-    speakers = list(baseline)
+    groups = list(baseline)
     rng = np.random.default_rng(seed)
-    drawn = rng.integers(0, len(speakers), size=(draws, len(speakers)))  # the same draws for both rates
+    drawn = rng.integers(0, len(groups), size=(draws, len(groups)))  # the same draws for both rates
     values: dict = {"n": len(utterances), "speakers": len({u.speaker for u in utterances}), "drawn_by": by,
-                    "groups": len(speakers), "draws": draws}
+                    "groups": len(groups), "draws": draws}
     for rate in RATES:
-        a = np.array([baseline[s][rate] for s in speakers])  # [speakers, (errors, length)]
-        b = np.array([candidate[s][rate] for s in speakers])
+        a = np.array([baseline[g][rate] for g in groups])  # [groups, (errors, length)]
+        b = np.array([candidate[g][rate] for g in groups])
         lengths = np.maximum(a[:, 1], 1)
         pooled_a, pooled_b = a[:, 0].sum() / lengths.sum(), b[:, 0].sum() / lengths.sum()
         resampled = (b[drawn, 0].sum(axis=1) - a[drawn, 0].sum(axis=1)) / lengths[drawn].sum(axis=1)
         low, high = np.percentile(resampled, [2.5, 97.5])
-        per_speaker = b[:, 0] / lengths - a[:, 0] / lengths
+        per_group = b[:, 0] / lengths - a[:, 0] / lengths
         values[rate] = {
             "baseline": float(pooled_a), "candidate": float(pooled_b), "difference": float(pooled_b - pooled_a),
             "interval": [float(low), float(high)],
-            "better": int((per_speaker < 0).sum()), "worse": int((per_speaker > 0).sum()),
-            "same": int((per_speaker == 0).sum()),
+            "better": int((per_group < 0).sum()), "worse": int((per_group > 0).sum()),
+            "same": int((per_group == 0).sum()),
         }
     return values
 
