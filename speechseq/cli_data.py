@@ -9,6 +9,7 @@ from pathlib import Path
 
 from speechseq import corpora
 from speechseq.benchmark import NAMES as BENCHMARKS
+from speechseq.errors import SpeechseqError
 from speechseq.text import Vocabulary
 
 def add_manifest(commands) -> None:
@@ -138,9 +139,12 @@ def cmd_evaluate(args) -> int:
 def add_compare(commands) -> None:
     compare = commands.add_parser("compare", help="two models on one manifest: the difference and its interval "
                                   "over speakers")
-    compare.add_argument("baseline", type=Path, help="saved_models/NAME[/VERSION] or a run directory")
-    compare.add_argument("candidate", type=Path, help="the model to compare with it")
-    compare.add_argument("--manifest", type=Path, required=True, help="utterances with a speaker each")
+    for side, text in (("baseline", "saved_models/NAME[/VERSION], a run directory, or a saved `speechseq "
+                        "evaluate --json` report (not decoded again)"), ("candidate", "the model (or report) "
+                        "to compare with it")):
+        compare.add_argument(side, type=Path, help=text)
+    compare.add_argument("--manifest", type=Path,
+                         help="utterances with a speaker each (needed unless both sides are reports)")
     compare.add_argument("--draws", type=int, default=2000, help="bootstrap draws of the speakers")
     compare.add_argument("--by", choices=("speaker", "utterance"), default="speaker",
                          help="what the bootstrap draws (utterance: a set of one speaker's prompts)")
@@ -151,23 +155,44 @@ def add_compare(commands) -> None:
 def cmd_compare(args) -> int:
     """Both models' WER and CER on a manifest, the candidate's difference and its 95% interval
     from speakers drawn with replacement (speechseq.comparison)."""
-    from speechseq import comparison, evaluate
-    from speechseq.errors import SpeechseqError
+    from speechseq import comparison
 
     if args.draws < 100:
         raise SpeechseqError(f"--draws must be at least 100 for a 95% interval, got {args.draws}")
-    utterances = corpora.read_manifest(args.manifest)
-    if not utterances:
+    if args.manifest is None and not (args.baseline.is_file() and args.candidate.is_file()):
+        raise SpeechseqError("--manifest is needed to score a model (only two saved reports compare without one)")
+    manifest = corpora.read_manifest(args.manifest) if args.manifest is not None else None
+    if manifest == []:
         raise SpeechseqError(f"{args.manifest}: no utterances to compare on")
-    baseline, candidate = evaluate.score(args.baseline, utterances), evaluate.score(args.candidate, utterances)
-    if baseline.references != candidate.references:
-        raise SpeechseqError(f"{args.baseline} and {args.candidate} write {args.manifest}'s references differently "
-                             "(their vocabularies differ): compare models that write the same text")
+    (utterances, baseline), (candidate_utterances, candidate) = (
+        _scored(side, manifest, args.manifest) for side in (args.baseline, args.candidate))
+    if not utterances:
+        raise SpeechseqError(f"{args.baseline}: no utterances to compare on")
+    if _audio(utterances) != _audio(candidate_utterances) or baseline.references != candidate.references:
+        raise SpeechseqError(f"{args.baseline} and {args.candidate} are not scored on the same utterances with the "
+                             "same reference text (other manifests, or vocabularies that write it differently)")
     values = comparison.compare(utterances, baseline.hypotheses, candidate.hypotheses, baseline.references,
                                 draws=args.draws, by=args.by)
     values = {"baseline_model": str(args.baseline), "candidate_model": str(args.candidate), **values}
     print(json.dumps(values, indent=2) if args.json else comparison.format_comparison(values))
     return 0
+
+
+def _scored(side: Path, manifest, manifest_path: Path | None):
+    """(utterances, evaluate.Scores) of one side of `compare`: a saved report read back, or a
+    model scored on the manifest."""
+    from speechseq import evaluate
+
+    if not side.is_file():
+        return manifest, evaluate.score(side, manifest)
+    utterances, scores = evaluate.read_report(side)
+    if manifest is not None and _audio(utterances) != _audio(manifest):
+        raise SpeechseqError(f"{side}: its utterances are not {manifest_path}'s (the report scored another manifest)")
+    return utterances, scores
+
+
+def _audio(utterances) -> list[str]:
+    return [str(u.audio) for u in utterances]
 
 
 def add_benchmark(commands) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 
 from speechseq import data, decoding, metrics, models, segments
 from speechseq.corpora import Utterance
+from speechseq.errors import SpeechseqError
 from speechseq.features import FeatureConfig
 from speechseq.lexicon import transcript_text
 from speechseq.text import Vocabulary
@@ -128,7 +129,8 @@ def score(model, utterances: Sequence[Utterance]) -> Scores:
 
 
 def report(utterances: Sequence[Utterance], scores: Scores, worst: int = 10) -> dict:
-    """Totals, a row per speaker and the worst utterances, as one JSON-ready dict."""
+    """Totals, a row per speaker, the worst utterances and every utterance's transcript, as one
+    JSON-ready dict (`read_report` reads it back, so `speechseq compare` need not decode again)."""
     by_speaker: dict[str, list[int]] = {}
     for index, utterance in enumerate(utterances):
         by_speaker.setdefault(utterance.speaker or "(unknown)", []).append(index)
@@ -151,7 +153,28 @@ def report(utterances: Sequence[Utterance], scores: Scores, worst: int = 10) -> 
              "reference": scores.references[i], "hypothesis": scores.hypotheses[i]}
             for e, i in ranked
         ],
+        "utterances": [
+            {"audio": str(u.audio), "speaker": u.speaker, "reference": reference, "hypothesis": hypothesis}
+            for u, reference, hypothesis in zip(utterances, scores.references, scores.hypotheses, strict=True)
+        ],
     }
+
+
+def read_report(path) -> tuple[list[Utterance], Scores]:
+    """The utterances and transcripts of a `speechseq evaluate --json` report saved to `path`;
+    a file that is not one raises `SpeechseqError` naming it."""
+    path = Path(path)
+    try:
+        values = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SpeechseqError(f"{path}: not a readable JSON report ({error})") from None
+    rows = values.get("utterances") if isinstance(values, dict) else None
+    keys = {"audio", "speaker", "reference", "hypothesis"}
+    if not isinstance(rows, list) or not all(isinstance(row, dict) and keys <= set(row) for row in rows):
+        raise SpeechseqError(f"{path}: not a `speechseq evaluate --json` report with its utterances "
+                             f"(each needs {', '.join(sorted(keys))})")
+    utterances = [Utterance(Path(row["audio"]), row["reference"], row["speaker"]) for row in rows]
+    return utterances, _scores([row["reference"] for row in rows], [row["hypothesis"] for row in rows])
 
 
 def format_report(values: dict) -> str:
