@@ -159,6 +159,9 @@ def cmd_compare(args) -> int:
 
     if args.draws < 100:
         raise SpeechseqError(f"--draws must be at least 100 for a 95% interval, got {args.draws}")
+    for side in (args.baseline, args.candidate):
+        if side.suffix == ".json" and not side.is_file():
+            raise SpeechseqError(f"{side}: no such report (a model is a folder)")
     if args.manifest is None and not (args.baseline.is_file() and args.candidate.is_file()):
         raise SpeechseqError("--manifest is needed to score a model (only two saved reports compare without one)")
     manifest = corpora.read_manifest(args.manifest) if args.manifest is not None else None

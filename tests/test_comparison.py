@@ -105,6 +105,7 @@ def test_compare_names_a_report_it_cannot_pair(tmp_path, capsys):
         ([str(whole), str(whole), "--manifest", str(other_manifest)], f"{whole}: its utterances are not"),
         ([str(not_a_report), str(whole)], f"{not_a_report}: not a `speechseq evaluate --json` report"),
         ([digits, str(whole)], "--manifest is needed to score a model"),
+        ([str(whole), str(tmp_path / "typo.json")], "typo.json: no such report"),
     ):
         assert cli.main(["compare", *argv]) == 2, argv
         assert message in capsys.readouterr().err, argv
