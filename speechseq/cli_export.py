@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from speechseq import audio, corpora
 from speechseq.errors import SpeechseqError
+from speechseq.files import read_json_object, read_user_text
 from speechseq.lexicon import is_phone_vocabulary, transcript_text
 
 def add_export(commands) -> None:
@@ -60,8 +60,8 @@ def cmd_export(args) -> int:
         raise SpeechseqError("ship --grammar (a closed word list) or --lm-from (an open n-gram model), not both")
     if args.lexicon and not (args.lm_from or args.grammar):
         raise SpeechseqError("--lexicon spells the words of --lm-from or --grammar: give the texts or the word list too")
-    card = _json_object(args.card, "a model card") if args.card else None
-    results = _json_object(args.results, "a results file") if args.results else None
+    card = read_json_object(args.card, "a model card") if args.card else None
+    results = read_json_object(args.results, "a results file") if args.results else None
     trained = export.load_trained(args.model)
     _check_retuning(args, trained.folder)
     phones = trained.task == "ctc" and is_phone_vocabulary(trained.classes)
@@ -240,7 +240,7 @@ def _ship_language_model(args, trained, staging: Path, checked: dict, listed_wor
     if source.suffix == ".jsonl":
         texts = [words_text.normalize(u.text) for u in corpora.read_manifest(source)]
     else:
-        texts = [words_text.normalize(line) for line in _read_text(source).splitlines()]
+        texts = [words_text.normalize(line) for line in read_user_text(source).splitlines()]
     texts = list(dict.fromkeys(t for t in texts if t))  # each sentence once: takes of one prompt are one text
     # Spelt as the texts are (the vocabulary's normalisation), or a listed word could never match.
     listed_words = list(dict.fromkeys(w for word in listed_words for w in words_text.normalize(word).split()))
@@ -330,33 +330,13 @@ def _word_list(path: Path) -> list[str]:
     """--lm-words: one word per line, read and checked before any model is loaded; each once."""
     if not path.is_file():
         raise SpeechseqError(f"{path}: no such word list")
-    words = [line.strip() for line in _read_text(path).splitlines()]
+    words = [line.strip() for line in read_user_text(path).splitlines()]
     if any(len(word.split()) > 1 for word in words):
         raise SpeechseqError(f"{path}: a word list has one word per line (a line holds several)")
     words = list(dict.fromkeys(word for word in words if word))
     if not words:
         raise SpeechseqError(f"{path}: the word list has no words")
     return words
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise SpeechseqError(f"{path}: not a UTF-8 text file") from None
-
-
-def _json_object(path: Path, what: str) -> dict:
-    """--card, --results: a JSON object, read and checked before any model is loaded."""
-    if not path.is_file():
-        raise SpeechseqError(f"{path}: no such file")
-    try:
-        values = json.loads(_read_text(path))
-    except json.JSONDecodeError as error:
-        raise SpeechseqError(f"{path}: not valid JSON ({error})") from None
-    if not isinstance(values, dict):
-        raise SpeechseqError(f"{path}: {what} is a JSON object")
-    return values
 
 
 def _sample_files(trained) -> list[str]:

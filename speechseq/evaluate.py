@@ -15,6 +15,7 @@ from speechseq import data, decoding, metrics, models, segments
 from speechseq.corpora import Utterance
 from speechseq.errors import SpeechseqError
 from speechseq.features import FeatureConfig
+from speechseq.files import read_json_object
 from speechseq.lexicon import transcript_text
 from speechseq.text import Vocabulary
 
@@ -163,12 +164,7 @@ def report(utterances: Sequence[Utterance], scores: Scores, worst: int = 10) -> 
 def read_report(path) -> tuple[list[Utterance], Scores]:
     """The utterances and transcripts of a `speechseq evaluate --json` report saved to `path`;
     a file that is not one raises `SpeechseqError` naming it."""
-    path = Path(path)
-    try:
-        values = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise SpeechseqError(f"{path}: not a readable JSON report ({error})") from None
-    rows = values.get("utterances") if isinstance(values, dict) else None
+    rows = read_json_object(path, "a `speechseq evaluate --json` report").get("utterances")
     keys = {"audio", "speaker", "reference", "hypothesis"}
     if not isinstance(rows, list) or not all(isinstance(row, dict) and keys <= set(row) for row in rows):
         raise SpeechseqError(f"{path}: not a `speechseq evaluate --json` report with its utterances "

@@ -75,6 +75,28 @@ def update_json_entries(path: str | os.PathLike, entries: dict | None = None, dr
         write_text(path, json.dumps(updated, indent=2) + "\n")
 
 
+def read_user_text(path: Path) -> str:
+    """A text file the user named, as UTF-8; one that is not is a `SpeechseqError` naming it."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SpeechseqError(f"{path}: not a UTF-8 text file") from None
+
+
+def read_json_object(path: Path, what: str) -> dict:
+    """A JSON object the user named (`what` it should be, for the message), read and checked."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpeechseqError(f"{path}: no such file")
+    try:
+        values = json.loads(read_user_text(path))
+    except json.JSONDecodeError as error:
+        raise SpeechseqError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(values, dict):
+        raise SpeechseqError(f"{path}: {what} is a JSON object")
+    return values
+
+
 def output_paths(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, suffix: str) -> list[Path]:
     """Each input's output under `out`: the input's folder relative to the inputs' common
     folder, mirrored, and the input's stem + `suffix`. Inputs in one folder get flat names
