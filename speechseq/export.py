@@ -35,9 +35,11 @@ import tensorflow as tf
 
 from speechseq import grammar, language_model, models
 from speechseq.features import FeatureConfig
-from speechseq.files import current_umask, update_json_entries, write_text
+from speechseq.files import current_umask, write_text
 from speechseq.lexicon import is_phone_vocabulary
+from speechseq.model_card import card_path, update_card
 from speechseq.published import ExportError, task_of, trained_files, versions
+from speechseq.segments import SMOOTHING_FILE
 from speechseq.serving import serving_module
 from speechseq.text import TagSet, Vocabulary
 
@@ -102,12 +104,12 @@ def model_card(trained: Trained, name: str, version: int, extra: dict | None = N
     }
     # A re-export (from a version's folder) keeps the words its card was given: what the
     # model is, its licence, its data's attribution, the command that trained it.
-    earlier = _json_file(trained.folder / "model_card.json")
+    earlier = _json_file(card_path(trained.folder))
     card |= {key: value for key, value in earlier.items() if key not in card or key == "license"}
     if earlier:
         card["exported_from"] = f"{earlier.get('name')}/{earlier.get('version')} (the same weights)"
-    if (trained.folder / "smoothing.json").exists():  # a re-export ships the same smoothing
-        card["smoothing"] = _json_file(trained.folder / "smoothing.json")
+    if (trained.folder / SMOOTHING_FILE).exists():  # a re-export ships the same smoothing
+        card["smoothing"] = _json_file(trained.folder / SMOOTHING_FILE)
     card |= _kept_decoding(trained.folder)
     if settings["train"].get("init_from"):
         card["fine_tuned"] = {
@@ -158,7 +160,7 @@ def _metrics(folder: Path) -> dict:
 
 def is_export(folder: Path) -> bool:
     """Whether `folder` (a `Trained`'s) is a published version's assets, not a run."""
-    return (Path(folder) / "model_card.json").exists()
+    return card_path(folder).exists()
 
 
 def drop_scores(version_folder: Path) -> bool:
@@ -167,7 +169,7 @@ def drop_scores(version_folder: Path) -> bool:
     assets = Path(version_folder) / "assets"
     had = (assets / SCORES_FILE).exists()
     (assets / SCORES_FILE).unlink(missing_ok=True)
-    update_json_entries(assets / "model_card.json", {"metrics": {}})
+    update_card(assets, {"metrics": {}})
     return had
 
 
@@ -175,7 +177,7 @@ def record_scores(version_folder: Path, scores: dict) -> None:
     """Give an export being made these scores: its results.json and its card's metrics."""
     assets = Path(version_folder) / "assets"
     write_text(assets / SCORES_FILE, json.dumps(scores, indent=2) + "\n")
-    update_json_entries(assets / "model_card.json", {"metrics": scores})
+    update_card(assets, {"metrics": scores})
 
 
 def _json_file(path: Path) -> dict:
@@ -239,10 +241,8 @@ def _write_assets(trained: Trained, folder: Path, name: str, version: int, card:
     trained.classes.save(assets / ("tags.json" if trained.task == "frames" else "vocabulary.json"))
     trained.features.save(assets / "features.json")
     (assets / "run.json").write_text(json.dumps(trained.settings, indent=2) + "\n")
-    (assets / "model_card.json").write_text(
-        json.dumps(model_card(trained, name, version, card), indent=2) + "\n"
-    )
-    for kept in (SCORES_FILE, "audit.json", "report.json", "smoothing.json", *DECODING_FILES):
+    card_path(assets).write_text(json.dumps(model_card(trained, name, version, card), indent=2) + "\n")
+    for kept in (SCORES_FILE, "audit.json", "report.json", SMOOTHING_FILE, *DECODING_FILES):
         # re-exports, and exports of runs fine-tuned from an export, keep them (a grammar or an
         # LM given to the export replaces them all: `drop_decoding`)
         if (trained.folder / kept).exists():
@@ -262,7 +262,7 @@ def drop_decoding(version_folder: Path) -> None:
     assets = Path(version_folder) / "assets"
     for name in DECODING_FILES:
         (assets / name).unlink(missing_ok=True)
-    update_json_entries(assets / "model_card.json", drop=(grammar.CARD_KEY, language_model.CARD_KEY))
+    update_card(assets, drop=(grammar.CARD_KEY, language_model.CARD_KEY))
 
 
 def _sync_tree(folder: Path) -> None:

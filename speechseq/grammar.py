@@ -31,7 +31,8 @@ import numpy as np
 
 from speechseq.decoding import Word
 from speechseq.errors import SpeechseqError
-from speechseq.files import update_json_entries, write_text
+from speechseq.files import write_text
+from speechseq.model_card import update_card
 from speechseq.lexicon import Lexicon
 from speechseq.text import BLANK_ID, Vocabulary
 
@@ -105,7 +106,7 @@ def ship(version_folder: str | os.PathLike, grammar: Grammar, options: GrammarOp
     summary = {"file": GRAMMAR_FILE, "words": sorted(grammar.words), "phrases": len(grammar.phrases),
                **dataclasses.asdict(options), **about}
     write_text(assets / WEIGHTS_FILE, json.dumps(summary, indent=2) + "\n")
-    update_json_entries(assets / "model_card.json", {CARD_KEY: card_entry(summary)})
+    update_card(assets, {CARD_KEY: card_entry(summary)})
 
 
 def card_entry(summary: dict) -> dict:

@@ -25,7 +25,8 @@ from pathlib import Path
 
 from speechseq.decoding import BeamOptions
 from speechseq.errors import SpeechseqError
-from speechseq.files import update_json_entries, write_text
+from speechseq.files import write_text
+from speechseq.model_card import update_card
 from speechseq.lexicon import Lexicon
 
 LM_FILE, SETTINGS_FILE = "lm.arpa", "lm.json"
@@ -120,7 +121,7 @@ def reweigh(version_folder: str | os.PathLike, alpha: float, beta: float, about:
 
 def _write_settings(assets: Path, settings: dict) -> None:
     write_text(assets / SETTINGS_FILE, json.dumps(settings, indent=2) + "\n")
-    update_json_entries(assets / "model_card.json", {CARD_KEY: settings})
+    update_card(assets, {CARD_KEY: settings})
 
 
 def shipped(version_folder: str | os.PathLike) -> BeamOptions | None:

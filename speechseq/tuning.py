@@ -28,6 +28,7 @@ from speechseq.errors import SpeechseqError
 from speechseq.files import write_text
 from speechseq.grammar import Grammar, GrammarOptions
 from speechseq.lexicon import Lexicon, transcript_text
+from speechseq.model_card import update_card
 from speechseq.segments import SMOOTHING_FILE, SmoothingOptions
 
 GRID = {
@@ -97,10 +98,7 @@ def write(tuned: Tuned, version_folder: str | Path, tuned_on: str) -> Path:
     summary = {"options": dataclasses.asdict(tuned.smoothing), "tuned_on": tuned_on, "utterances": tuned.utterances,
                "candidates": tuned.candidates, "dev": tuned.dev, "dev_with_defaults": tuned.dev_with_defaults}
     write_text(assets / SMOOTHING_FILE, json.dumps(summary, indent=2) + "\n")
-    card_file = assets / "model_card.json"
-    if card_file.exists():
-        card = json.loads(card_file.read_text())
-        write_text(card_file, json.dumps(card | {"smoothing": summary}, indent=2) + "\n")
+    update_card(assets, {"smoothing": summary})
     return assets / SMOOTHING_FILE
 
 
