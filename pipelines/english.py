@@ -3,6 +3,7 @@
     .venv/bin/python pipelines/english.py --prepare-only           # build manifests, print the split, exit
     .venv/bin/python pipelines/english.py --out /work/runs/english  # train (re-running resumes), then score
     .venv/bin/python pipelines/english.py --out /work/runs/english --score-only  # score a run stopped early
+    .venv/bin/python pipelines/english.py --out /work/runs/english --no-held-out  # train; held-out sets later
     .venv/bin/python pipelines/english.py --synthetic-voices 0 --speed 0.9 1.1 --out runs/english-sp
 
 Training data, all read English:
@@ -80,6 +81,9 @@ Dev (early stopping on WER, best checkpoint) is the three dev sets together. Aft
 training, the best checkpoint is scored on the held-out speechocean speakers (all, and per
 gender x child/adult group), Kathleen's held-out prompts and FSDD's held-out speaker lucas:
 CER and WER go to RUN/results.json, per-speaker rows to RUN/report-speechocean.json.
+`--no-held-out` stops after training, so that a decision on dev (`speechseq evaluate`,
+`speechseq compare`) is made before anyone sees a held-out figure; `--score-only` then
+scores the held-out sets once.
 Data is read where it lies (SPEECHSEQ_DATA, or ../shared/data beside the checkout);
 manifests, connected digits and synthetic audio go to work/english/.
 """
@@ -491,7 +495,11 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--prepare-only", action="store_true", help="build the manifests, print the split, exit")
     parser.add_argument("--score-only", action="store_true",
                         help="score the run's best model as it stands (a run stopped early), without training")
+    parser.add_argument("--no-held-out", action="store_true",
+                        help="train, but leave the held-out sets unscored: decide on dev first, then --score-only")
     args = parser.parse_args(argv)
+    if args.no_held_out and args.score_only:
+        parser.error("--score-only scores the held-out sets: it cannot go with --no-held-out")
 
     groups = speaker_groups()
     if speakers_by_rule(groups) != (TEST_SPEAKERS, DEV_SPEAKERS):
@@ -528,6 +536,10 @@ def main(argv: list[str] | None = None) -> dict | None:
         # From a trained model's weights when init_from names one (starting.starting_model).
         train.fit(run)
     minutes = (time.perf_counter() - started) / 60
+    if args.no_held_out:
+        print(f"trained in {minutes:.1f} min; held-out sets not scored (--no-held-out): decide on dev, then run the "
+              "same command with --score-only instead of --no-held-out", flush=True)
+        return None
     timing = {"scored_without_training": True} if args.score_only else {"training_minutes_this_session": round(minutes, 1)}
     if args.phones:
         print("a phone model: CER below is the phone error rate and WER that of whole pronunciations "

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import DATA
+from conftest import DATA, TINY_RUN
 from speechseq import audio, channels, corpora
 from speechseq.text import Vocabulary
 
@@ -154,3 +155,35 @@ def test_room_copies_replace_the_share_asked_for_and_ring_on(english, tmp_path, 
         assert abs(shifts[int(np.argmax(agreement))]) <= 1, agreement
         assert np.corrcoef(wet, dry)[0, 1] < 0.95  # not the same samples: a room's echoes
     assert english.in_rooms(takes, 0.4) == mixed
+
+
+def test_no_held_out_trains_and_leaves_the_held_out_sets_to_score_only(english, tmp_path, monkeypatch, capsys):
+    """The recipe run as a dev decision needs it: trained with --no-held-out, nothing is scored on
+    the held-out speakers (nothing printed, no results.json) until --score-only scores them."""
+    groups = english.speaker_groups(SPEECHOCEAN)
+    split = english.split_by_speaker(corpora.read_manifest(SPEECHOCEAN))
+    held_out = [next(u for u in split["test"] if groups[u.speaker] == group) for group in sorted(set(groups.values()))]
+    few = {"train": split["train"][:6], "dev": split["dev"][:2], "test": held_out}
+    corpus = {"sources": {"speechocean762": few}, "extra": {},
+              "train": corpora.write_manifest(few["train"], tmp_path / "train.jsonl"),
+              "dev": corpora.write_manifest(few["dev"], tmp_path / "dev.jsonl"),
+              "tests": {"speechocean762 held-out speakers": (held_out, tmp_path / "test.jsonl")}}
+    monkeypatch.setattr(english, "build", lambda *options: corpus)  # a few real takes, not the whole corpus
+    scored = []
+    monkeypatch.setattr(english, "score", lambda *args, score=english.score: scored.append(1) or score(*args))
+    out = tmp_path / "run"
+    tiny = [f"--set={s}" for s in TINY_RUN + ["train.epochs=1", "train.steps_per_epoch=2", "train.batch_size=3",
+                                              "train.jit_compile=false"]]
+
+    assert english.main(["--out", str(out), "--no-held-out", *tiny]) is None
+    printed = capsys.readouterr().out
+    assert "held-out sets not scored (--no-held-out)" in printed and "held-out speakers:" not in printed
+    assert scored == [] and not (out / "results.json").exists() and (out / "best.keras").exists()
+    assert len((out / "log.csv").read_text().splitlines()) == 2  # it trained its one epoch
+
+    results = english.main(["--out", str(out), "--score-only", *tiny])
+    assert scored == [1] and json.loads((out / "results.json").read_text()) == results
+    assert results["speechocean762 held-out speakers"]["utterances"] == len(held_out) == 4
+    with pytest.raises(SystemExit):
+        english.main(["--out", str(out), "--score-only", "--no-held-out"])
+    assert "cannot go with --no-held-out" in capsys.readouterr().err
