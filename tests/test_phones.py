@@ -19,7 +19,7 @@ from speechseq.published import ExportError, resolve_version
 from speechseq.transcribe import Transcriber, TranscriberOptions
 
 ROOT = Path(__file__).resolve().parents[1]
-PHONES = ROOT / "saved_models" / "english-read" / "12"  # the shipped phone model
+PHONES = ROOT / "saved_models" / "english-read" / "13"  # the shipped phone model
 CHARACTERS = ROOT / "saved_models" / "english-read" / "7"  # the character model it follows
 
 
