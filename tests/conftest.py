@@ -48,6 +48,21 @@ def pytest_configure(config):
         raise pytest.UsageError(f"the shared corpora are missing: expected {FSDD} and {KATHLEEN}")
 
 
+# The modules that take longest (`pytest --durations=0`, summed per file), slowest first.
+# xdist hands out whole files (--dist loadfile): started first, they leave the short
+# files to fill both workers at the end, instead of one worker finishing a long file alone.
+SLOWEST_FIRST = ("test_distributed.py", "test_finetune.py", "test_tf_serving_load.py", "test_export.py",
+                 "test_train.py", "test_phones.py", "test_benchmark.py", "test_grammar.py", "test_tagging.py")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        name = item.path.name
+        return SLOWEST_FIRST.index(name) if name in SLOWEST_FIRST else len(SLOWEST_FIRST)
+
+    items.sort(key=rank)  # stable: the rest keep their order
+
+
 @pytest.fixture(scope="session")
 def fsdd_dir() -> Path:
     return FSDD

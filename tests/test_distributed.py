@@ -134,7 +134,7 @@ def test_killing_a_worker_mid_run_then_restarting_both_resumes_with_each_epoch_l
 def test_multi_worker_fine_tuning_from_an_export_starts_and_finishes(ten_digits, tmp_path):
     out = tmp_path / "tuned"
     outputs = _finish(_start_workers(lambda i: [
-        sys.executable, "-m", "speechseq", "finetune", "--from", str(ROOT / "saved_models" / "digits"),
+        sys.executable, "-m", "speechseq", "finetune", "--from", str(ROOT / "saved_models" / "digits" / "4"),
         "--manifest", str(ten_digits), "--out", str(out), "--epochs", "2", "--steps", "4", "--batch-size", "2",
         "--set", "train.jit_compile=false"]))
     assert "model:" in outputs[0] and "model:" not in outputs[1]  # the chief reports
