@@ -99,7 +99,7 @@ def test_killing_a_worker_mid_run_then_restarting_both_resumes_with_each_epoch_l
     import time
 
     run = tmp_path / "run"
-    settings = MULTIWORKER + [f"data.train={ten_digits}", "train.epochs=4", "train.steps_per_epoch=25"]
+    settings = MULTIWORKER + [f"data.train={ten_digits}", "train.epochs=3", "train.steps_per_epoch=20"]
 
     def command(index):
         return [sys.executable, str(WORKER), str(tmp_path / f"w{index}"), f"--run={run}", *settings]
@@ -119,16 +119,16 @@ def test_killing_a_worker_mid_run_then_restarting_both_resumes_with_each_epoch_l
         for process in first:  # the chief now waits on its peer in a collective forever
             process.kill()
     backed_up = json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"]
-    assert 1 <= backed_up < 4
+    assert 1 <= backed_up < 3
     outputs = _finish(_start_workers(command))
     for output in outputs:  # both resumed from the chief's backup, none started over
         assert f"started at epoch {backed_up}" in output
-    assert _epochs_logged(run) == [0, 1, 2, 3]
+    assert _epochs_logged(run) == [0, 1, 2]
     _only_the_chief_wrote(run, starts=2)
     _same_weights(tmp_path / "w0" / "weights.npz", tmp_path / "w1" / "weights.npz")
     from speechseq import losses  # noqa: F401  (registers the loss the saved model was compiled with)
 
-    assert int(models.load_model(run / "model.keras").optimizer.iterations.numpy()) == 4 * 25
+    assert int(models.load_model(run / "model.keras").optimizer.iterations.numpy()) == 3 * 20
 
 
 def test_multi_worker_fine_tuning_from_an_export_starts_and_finishes(ten_digits, tmp_path):
