@@ -160,17 +160,22 @@ def test_an_export_ships_a_tuned_grammar_and_transcribes_with_it_by_default(luca
     dev = corpora.write_manifest(lucas[:8], tmp_path / "dev.jsonl")
     out = tmp_path / "digits"
     assert grammar.shipped(DIGITS_MODEL) is not None
-    # Re-exported without one, a version keeps its grammar; given one, it ships that.
+    # Re-exported without one, a version keeps its grammar (--grammar FILE ships another:
+    # test_language_model, test_phones); --tune-grammar alone re-tunes the kept list's weights.
+    kept = grammar.shipped(DIGITS_MODEL)
     assert cli.main(["export", str(DIGITS_MODEL), "--out", str(out), "--samples", str(ROOT / "samples" / "countdown.wav")]) == 0
-    assert grammar.shipped(out / "1") == grammar.shipped(DIGITS_MODEL)
-    assert cli.main(["export", str(DIGITS_MODEL), "--out", str(out), "--grammar", str(DIGITS_GRAMMAR),
+    assert grammar.shipped(out / "1") == kept
+    assert cli.main(["export", str(DIGITS_MODEL), "--out", str(out),
                      "--tune-grammar", str(dev), "--samples", str(ROOT / "samples" / "countdown.wav")]) == 0
-    assert "weights tuned on 8 dev utterances" in capsys.readouterr().out
+    assert "grammar: the 11 words it keeps, weights tuned on 8 dev utterances" in capsys.readouterr().out
     assets = out / "2" / "assets"
     summary = json.loads((assets / "grammar.json").read_text())
+    assert grammar.shipped(out / "2")[0] == kept[0]  # the list stays
     assert summary["words"] == sorted(set(DIGIT_WORDS) | {"oh"})
+    assert summary["utterances"] == 8 and summary["source"] == "digits.txt"  # tuned on these 8, the list still the source's
     assert summary["dev"]["wer"] <= summary["dev_with_defaults"]["wer"] <= summary["dev_greedy"]["wer"]
-    assert json.loads((assets / "model_card.json").read_text())["grammar"]["alpha"] == summary["alpha"]
+    card = json.loads((assets / "model_card.json").read_text())
+    assert (card["grammar"]["alpha"], card["grammar"]["beta"]) == (summary["alpha"], summary["beta"])
     assert Transcriber(out).decoding == "grammar"
     assert Transcriber(out, TranscriberOptions(shipped_decoding=False)).decoding == "greedy"
     assert Transcriber(out, TranscriberOptions(beam=BeamOptions(beam_width=4))).decoding == "beam"
