@@ -53,7 +53,7 @@ class TrainConfig:
     class_weights: str = ""  # frames task: "balanced" or "" (all 1)
     distribution: str = "auto"  # "auto", "one" (default device), "mirrored" (local devices), "multiworker"
     seed: int = 0  # weights, shuffling and augmentation
-    init_from: str = ""  # start from this run, .keras file or export's weights (see `starting`)
+    init_from: str = ""  # start from this run, .keras file or export's weights (see `starting`; more layers deepen it)
     freeze: str = ""  # with init_from: layers kept as they are, e.g. "front,encoder:2" (see `starting`)
 
     def noise(self) -> data.AddNoise | None:

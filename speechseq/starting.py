@@ -4,7 +4,9 @@
 when the run's classes differ from its own (a new vocabulary keeps the rows of the
 characters both share; a frame tagger gets a fresh frame head on a recogniser's encoder),
 with the layers `train.freeze` names kept fixed. The run's features and encoder shape must
-be the source's (`inherited_settings`, `starting_settings`). `finetune` builds whole
+be the source's (`inherited_settings`, `starting_settings`), except that `model.layers` may
+be larger: the source deepened (`deepened`), its new top layers passing on what the layer
+below says, so the run starts reading as the source does. `finetune` builds whole
 fine-tuning runs on top of this.
 
 Freeze specifications (comma-separated): a layer name (`front`, `encoder_0`,
@@ -17,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from speechseq import export, models
 from speechseq.errors import SpeechseqError
@@ -53,6 +56,8 @@ def starting_model(run: Run, classes: Vocabulary) -> keras.Model:
     source = export.load_trained(run.train.init_from)
     _check_same_front(run, source)
     model = source.model
+    if run.encoder.layers > int(source.settings["model"]["layers"]):
+        model = deepened(model, source, run.encoder)
     if isinstance(classes, TagSet):
         if classes != source.classes:  # a transcriber's encoder, or another tag set: a new head
             model = with_frame_head(model, classes, run.encoder, run.features.feature_dim)
@@ -74,11 +79,62 @@ def _check_same_front(run: Run, source) -> None:
     and they learnt frames made as the source's features make them."""
     features, encoder = run.features.to_dict(), run.encoder.to_dict()
     different = [f"features.{key}" for key, value in source.features.to_dict().items() if features.get(key) != value]
-    different += [f"model.{key}" for key in WEIGHT_SHAPING
-                  if key in source.settings["model"] and encoder[key] != source.settings["model"][key]]
+    different += [f"model.{key}" for key in WEIGHT_SHAPING if key != "layers"
+                  and key in source.settings["model"] and encoder[key] != source.settings["model"][key]]
+    source_layers = source.settings["model"].get("layers", encoder["layers"])
+    if encoder["layers"] < source_layers:
+        different.append(f"model.layers (fewer than the source's {source_layers})")
+    elif encoder["layers"] > source_layers and (encoder["layer_norm"] or not encoder["use_bias"]):
+        different.append("model.layers (more than the source's: deepening needs use_bias and no layer_norm)")
     if different:
         raise SpeechseqError(f"{run.train.init_from}: the run's settings differ from the model it starts from in "
                              f"{', '.join(different)}; use the source's (starting.inherited_settings)")
+
+
+# Gate biases of a new layer's pass-through: a sigmoid of -3 is about 0.05, of 3 about 0.95.
+_SHUT, _OPEN = -3.0, 3.0
+_SMALL = 0.1  # a new layer's other weights: its random start, scaled down, to learn from
+
+
+def deepened(model: keras.Model, source, encoder) -> keras.Model:
+    """`model` (trained `source`) with the recurrent layers `encoder` has beyond its own
+    added on top: every source layer's weights copied, each new layer set to pass on (as
+    tanh of it) what the layer below says, its memory nearly shut, so the deeper model
+    starts out reading about as the source does and training grows it from there."""
+    feature_dim = source.features.feature_dim
+    if source.task == "ctc":
+        rebuilt = models.ctc_model(feature_dim, source.classes.size, encoder)
+    else:
+        rebuilt = models.frame_model(feature_dim, source.classes.size, encoder)
+    own = {layer.name for layer in model.layers}
+    for layer in rebuilt.layers:
+        if layer.weights and layer.name in own:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    for index in range(int(source.settings["model"]["layers"]), encoder.layers):
+        _pass_through(rebuilt.get_layer(f"encoder_{index}"), encoder.cell)
+    return rebuilt
+
+
+def _pass_through(layer, cell_kind: str) -> None:
+    """Set a new bidirectional layer, stacked on one as wide, to pass its input on: each
+    direction reads its own half of the input ([forward | backward]) into its candidate (GRU)
+    or cell input (LSTM) through an identity, the gates set to take it in and forget the past."""
+    for cell, offset in ((layer.forward_layer.cell, 0), (layer.backward_layer.cell, layer.forward_layer.cell.units)):
+        units = cell.units
+        kernel, recurrent = np.asarray(cell.kernel) * _SMALL, np.asarray(cell.recurrent_kernel) * _SMALL
+        bias = np.zeros(cell.bias.shape, np.float32)
+        # Keras' gate order: GRU update, reset, candidate; LSTM input, forget, cell, output.
+        candidate = slice(2 * units, 3 * units)
+        kernel[:, candidate] = 0.0
+        kernel[offset:offset + units, candidate] = np.eye(units)
+        recurrent[:, candidate] = 0.0
+        if cell_kind == "gru":
+            (bias[0] if bias.ndim == 2 else bias)[:units] = _SHUT  # update gate: the candidate, not the last state
+        else:
+            bias[:units], bias[units:2 * units], bias[3 * units:] = _OPEN, _SHUT, _OPEN
+        cell.kernel.assign(kernel)
+        cell.recurrent_kernel.assign(recurrent)
+        cell.bias.assign(bias)
 
 
 def with_frame_head(model: keras.Model, tags: TagSet, encoder, feature_dim: int) -> keras.Model:

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from speechseq import audio, cli, corpora, data, derived, evaluate, export, features, finetune, grammar, models, runfile, train, verify
+from speechseq import (audio, cli, corpora, data, derived, evaluate, export, features, finetune, grammar, metrics, models,
+                       runfile, train, verify)
 from speechseq.errors import SpeechseqError
 from speechseq.published import resolve_version
 from speechseq.derived import DigitSequenceOptions
@@ -101,6 +102,31 @@ def test_a_new_character_keeps_the_shared_rows_and_learns_its_own(lucas, tmp_pat
     new_row = kernel[:, -1].copy()
     tuned = finetune.fit(run, verbose=0).get_layer("ctc_logits").get_weights()[0]
     assert not np.allclose(tuned[:, -1], new_row)
+
+
+def test_a_deeper_run_starts_reading_as_its_source_and_trains_its_new_layer(lucas, tmp_path):
+    source = export.load_trained(SMALL)
+    depth = int(source.settings["model"]["layers"])
+    one_more = [f"model.layers={depth + 1}"]
+    run = finetune.make_run(_options(lucas, epochs=1, steps=2, dev=""), tmp_path / "run", NO_XLA + one_more)
+    start = finetune.starting_model(run, source.classes)
+    for layer in source.model.layers:  # every source layer as it was
+        for before, after in zip(layer.get_weights(), start.get_layer(layer.name).get_weights()):
+            assert np.array_equal(before, after), layer.name
+    # The new top layer passes on what the layer below says: the deeper model reads as its source.
+    clips = corpora.read_manifest(lucas["dev"])
+    said = evaluate.score_ctc(source.model, clips, source.classes, source.features, source.subsampling)
+    deeper = evaluate.score_ctc(start, clips, source.classes, source.features, source.subsampling)
+    assert metrics.character_error_rate(list(said.hypotheses), list(deeper.hypotheses)) < 0.1, (
+        said.hypotheses, deeper.hypotheses)
+    new_layer = [w.copy() for w in start.get_layer(f"encoder_{depth}").get_weights()]
+    model = finetune.fit(run, verbose=0)
+    assert [layer.name for layer in model.layers if layer.name.startswith("encoder_")][-1] == f"encoder_{depth}"
+    assert all(not np.array_equal(b, a) for b, a in zip(new_layer, model.get_layer(f"encoder_{depth}").get_weights()))
+    # Fewer layers than the source's cannot hold its weights.
+    shallower = finetune.make_run(_options(lucas), tmp_path / "shallow", [f"model.layers={depth - 1}"])
+    with pytest.raises(SpeechseqError, match="model.layers .fewer than the source's"):
+        finetune.starting_model(shallower, source.classes)
 
 
 def test_a_manifest_with_missing_audio_is_refused_before_training(lucas, tmp_path):

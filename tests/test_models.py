@@ -159,3 +159,25 @@ def test_mixed_precision_model_computes_in_float16_and_returns_float32():
     targets = losses.pack_ctc_targets(np.array([[1, 2], [3, 0]]), [2, 1], models.output_lengths(lengths, 1))
     history = model.fit({"features": features, "feature_lengths": lengths}, targets, epochs=2, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_deepened_encoder_starts_out_giving_its_source_s_outputs(cell):
+    # starting.deepened's new top layer passes on what the layer below says (as its tanh):
+    # the frames' best classes stay the source's, where a random new layer would scramble them.
+    import types
+
+    from speechseq import starting
+
+    shape = dict(cell=cell, units=32, subsampling=2, conv_channels=32, dropout=0.0)
+    keras.utils.set_random_seed(0)
+    source = models.ctc_model(10, 12, EncoderConfig(layers=2, **shape))
+    trained = types.SimpleNamespace(features=types.SimpleNamespace(feature_dim=10), task="ctc",
+                                    classes=types.SimpleNamespace(size=12), settings={"model": {"layers": 2}})
+    deeper = starting.deepened(source, trained, EncoderConfig(layers=3, **shape))
+    assert len(deeper.get_layer("encoder_2").get_weights()) == len(source.get_layer("encoder_1").get_weights())
+    features, lengths = _batch(np.random.default_rng(0), [60, 45])
+    before = np.asarray(source(models.model_inputs(features, lengths)))
+    after = np.asarray(deeper(models.model_inputs(features, lengths)))
+    assert np.mean(before.argmax(-1) == after.argmax(-1)) > 0.85
+    assert np.abs(before - after).max() < 0.2
