@@ -161,8 +161,8 @@ def test_mixed_precision_model_computes_in_float16_and_returns_float32():
     assert np.isfinite(history.history["loss"]).all()
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_a_deepened_encoder_starts_out_giving_its_source_s_outputs(cell):
+@pytest.mark.parametrize("cell, task", [("lstm", "ctc"), ("gru", "ctc"), ("gru", "frames")])
+def test_a_deepened_encoder_starts_out_giving_its_source_s_outputs(cell, task):
     # starting.deepened's new top layer passes on what the layer below says (as its tanh):
     # the frames' best classes stay the source's, where a random new layer would scramble them.
     import types
@@ -170,9 +170,10 @@ def test_a_deepened_encoder_starts_out_giving_its_source_s_outputs(cell):
     from speechseq import starting
 
     shape = dict(cell=cell, units=32, subsampling=2, conv_channels=32, dropout=0.0)
+    build = models.ctc_model if task == "ctc" else models.frame_model
     keras.utils.set_random_seed(0)
-    source = models.ctc_model(10, 12, EncoderConfig(layers=2, **shape))
-    trained = types.SimpleNamespace(features=types.SimpleNamespace(feature_dim=10), task="ctc",
+    source = build(10, 12, EncoderConfig(layers=2, **shape))
+    trained = types.SimpleNamespace(features=types.SimpleNamespace(feature_dim=10), task=task,
                                     classes=types.SimpleNamespace(size=12), settings={"model": {"layers": 2}})
     deeper = starting.deepened(source, trained, EncoderConfig(layers=3, **shape))
     assert len(deeper.get_layer("encoder_2").get_weights()) == len(source.get_layer("encoder_1").get_weights())
