@@ -106,10 +106,7 @@ def deepened(model: keras.Model, source, encoder) -> keras.Model:
         rebuilt = models.ctc_model(feature_dim, source.classes.size, encoder)
     else:
         rebuilt = models.frame_model(feature_dim, source.classes.size, encoder)
-    own = {layer.name for layer in model.layers}
-    for layer in rebuilt.layers:
-        if layer.weights and layer.name in own:
-            layer.set_weights(model.get_layer(layer.name).get_weights())
+    _copy_weights(model, rebuilt, {layer.name for layer in model.layers})
     for index in range(int(source.settings["model"]["layers"]), encoder.layers):
         _pass_through(rebuilt.get_layer(f"encoder_{index}"), encoder.cell)
     return rebuilt
@@ -144,10 +141,16 @@ def with_frame_head(model: keras.Model, tags: TagSet, encoder, feature_dim: int)
 
 def _below_the_head(model: keras.Model, rebuilt: keras.Model) -> keras.Model:
     """`rebuilt` with `model`'s weights in every layer but the output heads (left as built)."""
-    for layer in rebuilt.layers:
-        if layer.weights and layer.name not in ("ctc_logits", "frame_logits"):
-            layer.set_weights(model.get_layer(layer.name).get_weights())
+    _copy_weights(model, rebuilt, {layer.name for layer in rebuilt.layers
+                                   if layer.name not in ("ctc_logits", "frame_logits")})
     return rebuilt
+
+
+def _copy_weights(model: keras.Model, rebuilt: keras.Model, names: set[str]) -> None:
+    """`model`'s weights into `rebuilt`'s layers of these names (those that have weights)."""
+    for layer in rebuilt.layers:
+        if layer.weights and layer.name in names:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
 
 
 def with_vocabulary(model: keras.Model, old: Vocabulary, new: Vocabulary, encoder, feature_dim: int) -> keras.Model:
