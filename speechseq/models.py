@@ -258,6 +258,10 @@ def frame_model(feature_dim: int, tag_count: int, config: EncoderConfig, dtype="
     return keras.Model([features, feature_lengths], probs, name="frames")
 
 
+# A fresh model for each task (settings.TASKS): training builds one, deepening rebuilds one.
+BUILDERS = {"ctc": ctc_model, "frames": frame_model}
+
+
 class ModelFileError(SpeechseqError):
     """A `.keras` file that cannot be loaded, with the reason."""
 

@@ -102,10 +102,7 @@ def deepened(model: keras.Model, source, encoder) -> keras.Model:
     tanh of it) what the layer below says, its memory nearly shut, so the deeper model
     starts out reading about as the source does and training grows it from there."""
     feature_dim = source.features.feature_dim
-    if source.task == "ctc":
-        rebuilt = models.ctc_model(feature_dim, source.classes.size, encoder)
-    else:
-        rebuilt = models.frame_model(feature_dim, source.classes.size, encoder)
+    rebuilt = models.BUILDERS[source.task](feature_dim, source.classes.size, encoder)
     _copy_weights(model, rebuilt, {layer.name for layer in model.layers})
     for index in range(int(source.settings["model"]["layers"]), encoder.layers):
         _pass_through(rebuilt.get_layer(f"encoder_{index}"), encoder.cell)

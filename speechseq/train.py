@@ -393,10 +393,10 @@ class TaskKind:
 TASK_KINDS = {
     "ctc": TaskKind(
         "vocabulary.json", data.ctc_dataset, lambda batches, run: ctc_batches(batches, run.encoder.subsampling),
-        models.ctc_model, lambda run, prepared: losses.CTCLoss(), list, _transcription_metrics, "val_wer", "min",
+        models.BUILDERS["ctc"], lambda run, prepared: losses.CTCLoss(), list, _transcription_metrics, "val_wer", "min",
     ),
     "frames": TaskKind(
-        "tags.json", data.tagging_dataset, lambda batches, run: frame_batches(batches), models.frame_model,
+        "tags.json", data.tagging_dataset, lambda batches, run: frame_batches(batches), models.BUILDERS["frames"],
         lambda run, prepared: losses.MaskedFrameCrossEntropy(
             _balanced_weights(prepared.train_set, prepared.classes) if run.train.class_weights == "balanced" else None),
         lambda: [metrics.MaskedFrameAccuracy()], _tagging_metrics, "val_frame_accuracy", "max",
