@@ -57,6 +57,9 @@ Training data, all read English:
 - `--general-words N` writes work/english/general-words-N.txt: the N words of PocketSphinx's
   en-us dictionary most frequent in its general LM (the `peers` extra), for `speechseq export
   --lm-words`, so the shipped LM knows them beside the training prompts' 2,945 word types.
+- `--general-bigrams` writes work/english/general-bigrams.arpa: PocketSphinx's general en-us LM
+  as bigrams (the `peers` extra), for `speechseq export --general-lm`, which mixes it into the
+  shipped LM (RESULTS: "A general LM mixed into english-read/13's search").
 - `--phones` trains a phone model: every manifest spelt in ARPAbet phones (39, no stress) by
   CMU's pronouncing dictionary as PocketSphinx ships it (the `peers` extra; utterances with a
   word it lacks are left out, about 1%), one CTC class per phone (`speechseq.lexicon`). Its
@@ -296,6 +299,80 @@ def general_words(count: int) -> Path:
     return path
 
 
+# Run in a child process: pocketsphinx 5.1.1's ARPA writer crashes on its own en-us model (below).
+_WRITE_POCKETSPHINX_ARPA = (
+    "import sys; from pathlib import Path; from pocketsphinx import NGramModel, get_model_path; "
+    "NGramModel.readfile(str(Path(get_model_path()) / 'en-us' / 'en-us.lm.bin'))"
+    ".write(sys.argv[1], NGramModel.str_to_type('arpa'))"
+)
+# The writer puts bigrams out in the order of their second word and its crash cuts off the
+# last few dozen, a different number each run: those from this word on are all left out (a
+# few hundred), so every run keeps the same ones.
+_BIGRAMS_BEFORE = "zu"
+
+
+def general_bigrams() -> Path:
+    """PocketSphinx's general en-us LM as a bigram ARPA file (work/english/general-bigrams.arpa,
+    45 MB), for `speechseq export --general-lm`.
+
+    pocketsphinx 5.1.1 cannot write that model: its header counts 6 more bigrams than its
+    trie holds, and its ARPA writer crashes once the bigrams are out (cmusphinx/pocketsphinx#502;
+    fixed upstream by #501, not in a release here), after writing, on some runs, numbers
+    from memory it should not read. So the writer runs in a child process for WHICH bigrams
+    there are (all but the few dozen its crash cuts off), and each one's probability is
+    asked of the model itself (`NGramModel.prob`); back-offs are worked out again
+    (`general_lm.Bigrams.from_probabilities`). Its trigrams are left out."""
+    import math
+    import subprocess
+    import sys
+
+    from speechseq.general_lm import Bigrams
+
+    path = WORK / "general-bigrams.arpa"
+    if path.exists():
+        return path
+    try:
+        from pocketsphinx import Config, LogMath, NGramModel, get_model_path
+    except ImportError:
+        raise SystemExit("--general-bigrams reads PocketSphinx's general LM: pip install -e '.[peers]'") from None
+    raw = WORK / "general-bigrams.partial.arpa"
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-c", _WRITE_POCKETSPHINX_ARPA, str(raw)], capture_output=True)
+    text = raw.read_text(encoding="utf-8", errors="replace") if raw.exists() else ""
+    raw.unlink(missing_ok=True)
+    words, pairs = written_ngrams(text)
+    model = NGramModel(Config(), LogMath(), str(Path(get_model_path()) / "en-us" / "en-us.lm.bin"))
+    unit = math.log10(1.0001)  # its log-probabilities are in units of log(1.0001)
+    unigrams = {word: model.prob([word]) * unit for word in words}
+    unigrams["<s>"] = -99.0  # a history only
+    known = set(unigrams)
+    bigrams = {(h, w): model.prob([w, h]) * unit for h, w in pairs if h in known and w in known}
+    Bigrams.from_probabilities(unigrams, bigrams).write(path)
+    return path
+
+
+def written_ngrams(text: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """The unigrams and the bigrams whose second word sorts before `_BIGRAMS_BEFORE` (words
+    only) of PocketSphinx's ARPA text, which its writer stops writing mid-line; a text that
+    stops before that word is refused."""
+    lines = text.split("\n")[:-1]  # the last piece is a line cut short, or empty
+    order = 0
+    words, pairs = [], []
+    for line in lines:
+        if line.startswith("\\"):
+            order = int(line[1]) if line[1:2].isdigit() else 0
+            continue
+        fields = line.split()
+        if order == 1 and len(fields) >= 2:
+            words.append(fields[1])
+        elif order == 2 and len(fields) >= 3:
+            pairs.append((fields[1], fields[2]))
+    if not pairs or pairs[-1][1] < _BIGRAMS_BEFORE:
+        raise SystemExit(f"PocketSphinx stopped writing its en-us LM's bigrams before {_BIGRAMS_BEFORE!r} "
+                         f"({len(pairs)} written); run again")
+    return words, [pair for pair in pairs if pair[1] < _BIGRAMS_BEFORE]
+
+
 def replaced_share(utterances: list[corpora.Utterance], share: float, make_copies, seed: int) -> list[corpora.Utterance]:
     """`utterances` with a random `share` of them (the same ones every build) replaced, in
     place, by what `make_copies` makes of them."""
@@ -490,6 +567,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--general-words", type=int, default=0,
                         help="also write work/english/general-words-N.txt, the N most frequent words of "
                         "PocketSphinx's en-us dictionary, for `speechseq export --lm-words` (the peers extra)")
+    parser.add_argument("--general-bigrams", action="store_true",
+                        help="also write work/english/general-bigrams.arpa, PocketSphinx's general en-us LM as "
+                        "bigrams, for `speechseq export --general-lm` (the peers extra)")
     parser.add_argument("--phones", action="store_true",
                         help="a phone model: the manifests spelt in phones by CMU's dictionary (the peers extra)")
     parser.add_argument("--prepare-only", action="store_true", help="build the manifests, print the split, exit")
@@ -515,6 +595,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     print(describe(corpus, groups), flush=True)
     if args.general_words:
         print(f"general words for the LM: {general_words(args.general_words)}")
+    if args.general_bigrams:
+        print(f"a general model to mix in: {general_bigrams()}")
     if args.prepare_only:
         return None
 

@@ -40,6 +40,11 @@ def add_export(commands) -> None:
                         help="with --lm-from: words (one per line) the model knows beyond its texts, each seen once")
     export.add_argument("--lm-beam", type=int,
                         help="with --lm-from: beams the shipped search keeps and is tuned with (default 32)")
+    export.add_argument("--general-lm", type=Path, metavar="ARPA",
+                        help="mix this general bigram model (ARPA, gzip'd or not) into the LM the export ships or "
+                        "keeps: transcribe then weighs both (its weight is tuned by --tune-lm)")
+    export.add_argument("--general-lm-bigrams", type=int, metavar="N",
+                        help="with --general-lm: keep only the N bigrams that matter most (a smaller export)")
     export.add_argument("--lexicon", type=Path, metavar="DICT",
                         help="phone models, with --lm-from or --grammar: pronunciations in CMU's format (default: "
                         "CMU's dictionary from PocketSphinx, the peers extra); the export ships those of its words")
@@ -53,6 +58,12 @@ def cmd_export(args) -> int:
 
     if (args.lm_words or args.lm_beam is not None) and not args.lm_from:
         raise SpeechseqError("--lm-words and --lm-beam shape the model of --lm-from: give the texts too")
+    if args.general_lm_bigrams is not None and not args.general_lm:
+        raise SpeechseqError("--general-lm-bigrams prunes the model of --general-lm: give the model too")
+    if args.general_lm_bigrams is not None and args.general_lm_bigrams < 1:
+        raise SpeechseqError(f"--general-lm-bigrams must be at least 1, got {args.general_lm_bigrams}")
+    if args.general_lm and args.grammar:
+        raise SpeechseqError("--general-lm mixes into an n-gram LM; --grammar ships a closed word list instead")
     if args.lm_beam is not None and args.lm_beam < 1:
         raise SpeechseqError(f"--lm-beam must be at least 1, got {args.lm_beam}")
     listed_words = _word_list(args.lm_words) if args.lm_words else []
@@ -81,7 +92,8 @@ def cmd_export(args) -> int:
             raise SpeechseqError("--grammar and --lm-from are for transcription models; this one tags frames")
         if args.grammar or args.lm_from:  # a new way to decode replaces what the source shipped
             export.drop_decoding(staging)
-        if (args.grammar or args.lm_from or args.tune_grammar or args.tune_lm) and export.is_export(trained.folder):
+        if (args.grammar or args.lm_from or args.tune_grammar or args.tune_lm or args.general_lm) \
+                and export.is_export(trained.folder):
             # An export's scores were measured with its own decoding, which this one changes.
             checked["scores_dropped"] = export.drop_scores(staging)
         if results is not None:
@@ -91,9 +103,11 @@ def cmd_export(args) -> int:
             export.save_graph(trained, staging)
         if args.lm_from:
             _ship_language_model(args, trained, staging, checked, listed_words)
+        if args.general_lm:
+            _ship_general_language_model(args, staging, checked)
         if args.tune_grammar and not args.grammar:
             _retune_grammar(args, trained, staging, checked)
-        if args.tune_lm and not args.lm_from:
+        if args.tune_lm and (args.general_lm or not args.lm_from):
             _retune_language_model(args, staging, checked)
         files = [str(p) for p in audio.find_audio(*args.samples)] if args.samples else _sample_files(trained)
         wavs = [p for p in files if p.lower().endswith(".wav")][:4]
@@ -203,12 +217,37 @@ def _retune_language_model(args, staging: Path, checked: dict) -> None:
     on its pronunciation LM and spells with its word LM, as `speechseq transcribe` does)."""
     from speechseq import language_model, tuning
 
-    phones = language_model.shipped_lexicon(staging)  # (search options, lexicon, word LM), or None
-    search = phones[0] if phones else language_model.shipped(staging)
+    phones = language_model.shipped_lexicon(staging)  # a phone model's search, or None
+    search = phones.options if phones else language_model.shipped(staging)
+    general = (search.general_lm, phones.general_words_lm if phones else None) if search.general_lm else None
     tuned = tuning.tune_language_model(staging, corpora.read_manifest(args.tune_lm), search.lm, search.beam_width,
-                                       spelling=phones[1:] if phones else None)
-    language_model.reweigh(staging, tuned.alpha, tuned.beta, tuned.about(args.tune_lm.name))
-    checked["decoding"] = "the language model it keeps, " + _tuned(tuned)
+                                       spelling=(phones.lexicon, phones.words_lm) if phones else None, general=general)
+    language_model.reweigh(staging, tuned.alpha, tuned.beta, tuned.about(args.tune_lm.name), tuned.general_alpha)
+    what = "the language model it ships" if args.lm_from else "the language model it keeps"
+    checked["decoding"] = (checked["decoding"] + "; " if "decoding" in checked else "") + f"{what}, " + _tuned(tuned)
+
+
+def _ship_general_language_model(args, staging: Path, checked: dict) -> None:
+    """--general-lm: a general bigram model over the words of the LM the export ships or
+    keeps, mixed into its search (`general_lm`); a phone model's also over pronunciations."""
+    from pyctcdecode.language_model import load_unigram_set_from_arpa
+
+    from speechseq import language_model
+    from speechseq.general_lm import Bigrams
+
+    task = language_model.shipped(staging)
+    if task is None:
+        raise SpeechseqError(f"--general-lm mixes into the n-gram LM an export ships: {args.model} keeps none; "
+                             "give --lm-from too")
+    phones = language_model.shipped_lexicon(staging)
+    words = phones.lexicon.pronunciations if phones else load_unigram_set_from_arpa(task.lm)
+    general = Bigrams.read(args.general_lm).within(words)
+    if args.general_lm_bigrams:
+        general = general.pruned(args.general_lm_bigrams)
+    about = {"built_from": args.general_lm.name, "words": len(general.unigrams), "bigrams": len(general.bigrams)}
+    language_model.ship_general(staging, general, phones.lexicon if phones else None, task.alpha, about)
+    note = f"general model from {args.general_lm.name}: {about['words']} words, {about['bigrams']} bigrams"
+    checked["decoding"] = (checked["decoding"] + "; " if "decoding" in checked else "") + note
 
 
 def _grammar_lexicon(args, words, staging: Path):
@@ -261,7 +300,7 @@ def _ship_language_model(args, trained, staging: Path, checked: dict, listed_wor
         built += (f"; {spelt['lexicon_words']} of its words in the lexicon, pronunciation LM from "
                   f"{spelt['phone_sentences']} sentences")
         search_lm, shipped_phones = phone_arpa, (phone_arpa, lexicon)
-    if args.tune_lm:
+    if args.tune_lm and not args.general_lm:  # with a general model, tuned once both are in
         tuned = tuning.tune_language_model(staging, corpora.read_manifest(args.tune_lm), str(search_lm), beams,
                                            spelling=(shipped_phones[1], str(arpa)) if phones else None)
         options = BeamOptions(beam_width=beams, alpha=tuned.alpha, beta=tuned.beta)
@@ -269,7 +308,7 @@ def _ship_language_model(args, trained, staging: Path, checked: dict, listed_wor
         checked["decoding"] = f"{built}, " + _tuned(tuned)
     else:
         options = BeamOptions(beam_width=beams)
-        checked["decoding"] = f"{built}, default weights"
+        checked["decoding"] = built if args.tune_lm else f"{built}, default weights"
     language_model.ship(staging, arpa, options, about, phones=shipped_phones)
     arpa.unlink()
     if shipped_phones:
@@ -322,8 +361,9 @@ def _pronunciations(args, texts: list[str], words: set[str], staging: Path):
 
 
 def _tuned(tuned) -> str:
+    general = "" if tuned.general_alpha is None else f", general {tuned.general_alpha:g}"
     return (f"weights tuned on {tuned.utterances} dev utterances ({tuned.candidates} candidates): alpha "
-            f"{tuned.alpha:g}, beta {tuned.beta:g}; dev WER greedy {tuned.dev_greedy['wer']:.2%} -> {tuned.dev['wer']:.2%}")
+            f"{tuned.alpha:g}{general}, beta {tuned.beta:g}; dev WER greedy {tuned.dev_greedy['wer']:.2%} -> {tuned.dev['wer']:.2%}")
 
 
 def _word_list(path: Path) -> list[str]:

@@ -110,6 +110,8 @@ class BeamOptions:
     beta: float = 1.0  # bonus per word (balances the LM's preference for short outputs)
     hotwords: tuple[str, ...] = ()  # words or phrases to favour
     hotword_weight: float = 10.0  # how strongly
+    general_lm: str | None = None  # a general model mixed in log-linearly (`general_lm`); None = lm alone
+    general_alpha: float = 0.0  # its weight beside `alpha`
 
 
 class BeamSearch:
@@ -126,9 +128,12 @@ class BeamSearch:
             except ImportError:
                 raise SpeechseqError("--lm needs the kenlm package: pip install -e '.[lm]'") from None
         self.options = options
-        self._decoder = pyctcdecode.build_ctcdecoder(
-            labels, kenlm_model_path=options.lm, alpha=options.alpha, beta=options.beta
-        )
+        if options.lm is not None and options.general_lm is not None:
+            self._decoder = _mixed_decoder(labels, options)
+        else:
+            self._decoder = pyctcdecode.build_ctcdecoder(
+                labels, kenlm_model_path=options.lm, alpha=options.alpha, beta=options.beta
+            )
 
     def words(self, log_probs: np.ndarray, seconds_per_frame: float) -> list[Word]:
         """Best beam of `log_probs` [frames, classes] (true frames only) as timed words."""
@@ -149,6 +154,23 @@ class BeamSearch:
             words.append(Word(text, first * seconds_per_frame, end * seconds_per_frame,
                               float(posterior[first:end].mean())))
         return words
+
+
+def _mixed_decoder(labels: list[str], options: BeamOptions):
+    """pyctcdecode's search scoring each word by alpha log p_lm + general_alpha log p_general
+    + beta. `MultiLanguageModel` averages its models' scores, so each weight is doubled. The
+    general model adds no unknown-word penalty: the task's LM keeps the search to its words,
+    and a word the general model lacks is left to it."""
+    import kenlm
+    import pyctcdecode
+    from pyctcdecode.language_model import LanguageModel, MultiLanguageModel, load_unigram_set_from_arpa
+
+    words = load_unigram_set_from_arpa(options.lm)  # the general model's own are never asked: no penalty
+    task = LanguageModel(kenlm.Model(options.lm), words, alpha=2 * options.alpha, beta=options.beta)
+    general = LanguageModel(kenlm.Model(options.general_lm), words, alpha=2 * options.general_alpha,
+                            beta=options.beta, unk_score_offset=0.0)
+    alphabet = pyctcdecode.Alphabet.build_alphabet(labels)
+    return pyctcdecode.BeamSearchDecoderCTC(alphabet, MultiLanguageModel([task, general]))
 
 
 def frame_tags(probs: np.ndarray, lengths: Sequence[int]) -> list[np.ndarray]:

@@ -253,7 +253,8 @@ def _write_assets(trained: Trained, folder: Path, name: str, version: int, card:
 # What an export decodes with beyond its graph: a word list (and a phone model's lexicon
 # for it), an n-gram LM (and a phone model's lexicon and pronunciation LM).
 DECODING_FILES = (grammar.GRAMMAR_FILE, grammar.WEIGHTS_FILE, language_model.LEXICON_FILE, language_model.LM_FILE,
-                  language_model.SETTINGS_FILE, language_model.PHONE_LM_FILE)
+                  language_model.SETTINGS_FILE, language_model.PHONE_LM_FILE, language_model.GENERAL_LM_FILE,
+                  language_model.GENERAL_PHONE_LM_FILE)
 
 
 def drop_decoding(version_folder: Path) -> None:

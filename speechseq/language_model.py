@@ -27,12 +27,15 @@ from speechseq.decoding import BeamOptions
 from speechseq.errors import SpeechseqError
 from speechseq.files import write_text
 from speechseq.model_card import update_card
+from speechseq.general_lm import Bigrams
 from speechseq.lexicon import Lexicon
 
 LM_FILE, SETTINGS_FILE = "lm.arpa", "lm.json"
 CARD_KEY = "language_model"  # the model card's entry for a shipped LM (its settings)
 # A phone model's export also ships its words' pronunciations and an LM of them (`phone_decoding`).
 PHONE_LM_FILE, LEXICON_FILE = "phone-lm.arpa", "lexicon.dict"
+# A general model mixed in (`general_lm`): of words, and for a phone model of pronunciations.
+GENERAL_LM_FILE, GENERAL_PHONE_LM_FILE = "general-lm.arpa.gz", "general-phone-lm.arpa.gz"
 _SECTION = re.compile(r"^\\(\d+)-grams:$")
 
 
@@ -111,12 +114,29 @@ def ship(version_folder: str | os.PathLike, arpa: str | os.PathLike, options: Be
     _write_settings(assets, settings | about)
 
 
-def reweigh(version_folder: str | os.PathLike, alpha: float, beta: float, about: dict) -> None:
+def ship_general(version_folder: str | os.PathLike, general: Bigrams, lexicon: Lexicon | None, weight: float,
+                 about: dict) -> None:
+    """Put a general model (`general_lm.Bigrams`, over the export's words) beside the LM an
+    export ships, mixed in with `weight` (`BeamOptions.general_alpha`); a phone model's
+    export (`lexicon`) also gets it over pronunciations, for its search."""
+    assets = Path(version_folder) / "assets"
+    settings = json.loads((assets / SETTINGS_FILE).read_text())
+    general.write(assets / GENERAL_LM_FILE)
+    settings |= {"general_lm": GENERAL_LM_FILE, "general_alpha": weight, "general": about}
+    if lexicon is not None:
+        general.by_pronunciation(lexicon).write(assets / GENERAL_PHONE_LM_FILE)
+        settings["general_phone_lm"] = GENERAL_PHONE_LM_FILE
+    _write_settings(assets, settings)
+
+
+def reweigh(version_folder: str | os.PathLike, alpha: float, beta: float, about: dict,
+            general_alpha: float | None = None) -> None:
     """New weights for the LM an export already holds (kept from the export or run it was
     made from), with `about` (what they were tuned on) replacing what the old ones said."""
     assets = Path(version_folder) / "assets"
     settings = json.loads((assets / SETTINGS_FILE).read_text())
-    _write_settings(assets, settings | {"alpha": alpha, "beta": beta} | about)
+    weights = {"alpha": alpha, "beta": beta} | ({} if general_alpha is None else {"general_alpha": general_alpha})
+    _write_settings(assets, settings | weights | about)
 
 
 def _write_settings(assets: Path, settings: dict) -> None:
@@ -130,13 +150,26 @@ def shipped(version_folder: str | os.PathLike) -> BeamOptions | None:
     if not (assets / SETTINGS_FILE).exists():
         return None
     settings = json.loads((assets / SETTINGS_FILE).read_text())
-    return dataclasses.replace(BeamOptions(), lm=str(assets / settings["file"]), beam_width=int(settings["beam_width"]),
-                               alpha=float(settings["alpha"]), beta=float(settings["beta"]))
+    options = dataclasses.replace(BeamOptions(), lm=str(assets / settings["file"]), beam_width=int(settings["beam_width"]),
+                                  alpha=float(settings["alpha"]), beta=float(settings["beta"]))
+    if "general_lm" in settings:
+        options = dataclasses.replace(options, general_lm=str(assets / settings["general_lm"]),
+                                      general_alpha=float(settings["general_alpha"]))
+    return options
 
 
-def shipped_lexicon(version_folder: str | os.PathLike) -> tuple[BeamOptions, Lexicon, str] | None:
-    """A phone model export's search: its pronunciation LM with the shipped weights, its
-    lexicon and its word LM (for spelling); None if it ships no lexicon."""
+@dataclasses.dataclass(frozen=True)
+class PhoneSearch:
+    """What a phone model export decodes with (`phone_decoding.PhoneBeamSearch`'s arguments)."""
+
+    options: BeamOptions  # its pronunciation LM (and general one) with the shipped weights
+    lexicon: Lexicon
+    words_lm: str  # the word LM that spells
+    general_words_lm: str | None  # the general word LM mixed into spelling, if it ships one
+
+
+def shipped_lexicon(version_folder: str | os.PathLike) -> PhoneSearch | None:
+    """A phone model export's search; None if it ships no lexicon."""
     options = shipped(version_folder)
     assets = Path(version_folder) / "assets"
     if options is None:
@@ -144,5 +177,8 @@ def shipped_lexicon(version_folder: str | os.PathLike) -> tuple[BeamOptions, Lex
     settings = json.loads((assets / SETTINGS_FILE).read_text())
     if "lexicon" not in settings:
         return None
-    return (dataclasses.replace(options, lm=str(assets / settings["phone_lm"])),
-            Lexicon.read(assets / settings["lexicon"]), options.lm)
+    general_phones = settings.get("general_phone_lm")
+    search = dataclasses.replace(options, lm=str(assets / settings["phone_lm"]),
+                                 general_lm=str(assets / general_phones) if general_phones else None)
+    return PhoneSearch(search, Lexicon.read(assets / settings["lexicon"]), options.lm,
+                       options.general_lm if general_phones else None)

@@ -144,18 +144,23 @@ class _Spelt:
 class PhoneBeamSearch:
     """`BeamSearch` over a phone model's log-probabilities with an LM of pronunciations,
     its words spelt by `lexicon` and the word LM at `words_lm` (None: no word LM; of
-    homophones, the lexicon's first)."""
+    homophones, the lexicon's first). With a general model (`options.general_lm` of
+    pronunciations for the search, `general_words_lm` of words for spelling), spelling
+    mixes the two word LMs in the search's proportion."""
 
     def __init__(self, vocabulary: Vocabulary, options: BeamOptions, lexicon: Lexicon, words_lm: str | None,
-                 edit_cost: float = EDIT_COST):
+                 edit_cost: float = EDIT_COST, general_words_lm: str | None = None):
         self._phones = BeamSearch(vocabulary, options)
         self._respelling = Respelling(lexicon.phone_words())
         self._edit_cost = edit_cost
-        self._words_lm = self._new_state = None
+        self._word_lms: list = []  # (KenLM model, weight) pairs whose weights sum to 1
         if words_lm is not None:
             import kenlm
 
-            self._words_lm, self._new_state = kenlm.Model(words_lm), kenlm.State
+            self._word_lms = [(kenlm.Model(words_lm), 1.0)]
+            if general_words_lm is not None and options.general_lm is not None:
+                share = options.general_alpha / (options.alpha + options.general_alpha or 1.0)
+                self._word_lms = [(self._word_lms[0][0], 1 - share), (kenlm.Model(general_words_lm), share)]
 
     def words(self, log_probs: np.ndarray, seconds_per_frame: float) -> list[Word]:
         """Best beam of `log_probs` [frames, classes] (true frames only) as timed, spelt words;
@@ -204,18 +209,26 @@ class PhoneBeamSearch:
         return beams[0].words
 
     def _start_state(self):
-        if self._words_lm is None:
-            return None
-        state = self._new_state()
-        self._words_lm.BeginSentenceWrite(state)
-        return state
+        if not self._word_lms:
+            return ()
+        import kenlm
 
-    def _word_score(self, state, word: str):
-        """log10 P(word | state) and the state after it; without a word LM, one edit's cost."""
-        if self._words_lm is None:
-            return -self._edit_cost, None
-        after = self._new_state()
-        return self._words_lm.BaseScore(state, word, after), after
+        states = tuple(kenlm.State() for _ in self._word_lms)
+        for (model, _), state in zip(self._word_lms, states):
+            model.BeginSentenceWrite(state)
+        return states
+
+    def _word_score(self, states, word: str):
+        """log10 P(word | states) (the word LMs' weighted sum) and the states after it;
+        without a word LM, one edit's cost."""
+        if not self._word_lms:
+            return -self._edit_cost, ()
+        import kenlm
+
+        after = tuple(kenlm.State() for _ in self._word_lms)
+        score = sum(weight * model.BaseScore(state, word, next_state)
+                    for (model, weight), state, next_state in zip(self._word_lms, states, after))
+        return score, after
 
 
 def phone_sentences(sentences: Sequence[str], lexicon: Lexicon) -> tuple[list[str], int]:

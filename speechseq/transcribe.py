@@ -128,7 +128,7 @@ class Transcriber:
             raise ExportError(f"{folder} hears phones: it decodes with the lexicon and LM it ships "
                               "(a beam search with a language model of your own is for character models)")
         shipped = language_model.shipped_lexicon(folder)
-        lexicon = shipped[1] if shipped else grammar.shipped_lexicon(folder)
+        lexicon = shipped.lexicon if shipped else grammar.shipped_lexicon(folder)
         if lexicon is None:
             if options.shipped_decoding or options.grammar:
                 raise ExportError(f"{folder} hears phones but ships no lexicon (export it with --lm-from or --grammar)")
@@ -142,10 +142,10 @@ class Transcriber:
             return PhoneBeamSearch(self.vocabulary, decoding.BeamOptions(beam_width=1), lexicon, None)
         if importlib.util.find_spec("kenlm") is None:
             raise ExportError(f"{folder} hears phones: its words need the kenlm package (pip install 'speechseq[lm]')")
-        beam, lexicon, words_lm = shipped
         if not options.shipped_decoding:
-            beam = decoding.BeamOptions(beam_width=1)
-        return PhoneBeamSearch(self.vocabulary, beam, lexicon, words_lm)
+            return PhoneBeamSearch(self.vocabulary, decoding.BeamOptions(beam_width=1), lexicon, shipped.words_lm)
+        return PhoneBeamSearch(self.vocabulary, shipped.options, lexicon, shipped.words_lm,
+                               general_words_lm=shipped.general_words_lm)
 
     @property
     def decoding(self) -> str:

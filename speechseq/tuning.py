@@ -107,6 +107,10 @@ def write(tuned: Tuned, version_folder: str | Path, tuned_on: str) -> Path:
 
 GRAMMAR_GRID = {"alpha": (0.0, 0.5, 1.0, 2.0, 4.0), "beta": (-6.0, -4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0)}
 LM_GRID = {"alpha": (0.0, 0.25, 0.5, 0.75, 1.0, 1.5), "beta": (0.0, 0.5, 1.0, 2.0, 3.0)}
+# With a general model mixed in, the two LMs' weights together (RESULTS: "A general LM mixed
+# into english-read/13's search": the best on dev sat at 0.25 + 0.25; each candidate costs a
+# full decode of the dev set, so the grid stays small).
+GENERAL_GRID = {"alpha": (0.25, 0.5, 0.75), "general_alpha": (0.25, 0.5, 0.75), "beta": (0.0, 1.0, 2.0, 3.0)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +122,7 @@ class TunedWeights:
     dev_greedy: dict  # the export's greedy decoding, for comparison
     utterances: int
     candidates: int
+    general_alpha: float | None = None  # a general model's weight, when one is mixed in
 
     def about(self, tuned_on: str) -> dict:
         """What an export ships beside the weights (`grammar.ship`, `language_model.ship`)."""
@@ -127,8 +132,9 @@ class TunedWeights:
 
 def _tune_weights(model, utterances: Sequence[Utterance], grid: dict, defaults, decoder_for,
                   greedy_decoder=None) -> TunedWeights:
-    """The (alpha, beta) of `grid` with the lowest dev WER for the decoders
-    `decoder_for(vocabulary, alpha, beta)` makes. Each file runs through the exported model once; every candidate decodes
+    """The weights of `grid` (alpha, beta and any other the decoder takes, by name) with the
+    lowest dev WER for the decoders `decoder_for(vocabulary, **weights)` makes; `defaults`
+    holds their values in the grid's order. Each file runs through the exported model once; every candidate decodes
     the same log-probabilities. Candidates nearest the defaults come first and the first
     of equal WERs wins: on a small dev set the WER ties often, and a tie is no reason to
     move the weights far. `greedy_decoder`: what the greedy baseline is (default: greedy
@@ -154,19 +160,19 @@ def _tune_weights(model, utterances: Sequence[Utterance], grid: dict, defaults, 
     def decoded(decoder) -> dict:
         return rates([" ".join(w.text for w in decoder.words(lp, transcriber.seconds_per_frame)) for lp in outputs])
 
-    def score(alpha: float, beta: float) -> dict:
-        return decoded(decoder_for(vocabulary, alpha, beta))
-
     if greedy_decoder is not None:
         greedy = decoded(greedy_decoder(vocabulary))
     else:
         greedy = rates([" ".join(vocabulary.decode(ids).split()) for ids in
                         (decoding.ctc_greedy(lp[np.newaxis], [len(lp)])[0] for lp in outputs)])
-    candidates = sorted(set(itertools.product(grid["alpha"], grid["beta"])) | {defaults},
-                        key=lambda ab: (abs(ab[0] - defaults[0]) + abs(ab[1] - defaults[1]), ab))
-    scored = [(score(*candidate), candidate) for candidate in candidates]
-    best_score, (alpha, beta) = min(scored, key=lambda pair: pair[0]["wer"])
-    return TunedWeights(alpha, beta, best_score, scored[0][0], greedy, len(utterances), len(candidates))
+    # Candidates are value tuples in the grid's key order; `defaults` is one of them.
+    candidates = sorted(set(itertools.product(*grid.values())) | {defaults},
+                        key=lambda values: (sum(abs(v - d) for v, d in zip(values, defaults)), values))
+    scored = [(decoded(decoder_for(vocabulary, **dict(zip(grid, values)))), values) for values in candidates]
+    best_score, best = min(scored, key=lambda pair: pair[0]["wer"])
+    weights = dict(zip(grid, best))
+    return TunedWeights(weights["alpha"], weights["beta"], best_score, scored[0][0], greedy, len(utterances),
+                        len(candidates), weights.get("general_alpha"))
 
 
 def tune_grammar(model, utterances: Sequence[Utterance], words: Grammar, lexicon: Lexicon | None = None) -> TunedWeights:
@@ -192,26 +198,41 @@ def tune_grammar(model, utterances: Sequence[Utterance], words: Grammar, lexicon
 
 
 def tune_language_model(model, utterances: Sequence[Utterance], arpa: str, beam_width: int = 32,
-                        spelling: tuple[Lexicon, str] | None = None) -> TunedWeights:
+                        spelling: tuple[Lexicon, str] | None = None,
+                        general: tuple[str, str | None] | None = None) -> TunedWeights:
     """The language model weights (`LM_GRID`) with the lowest WER of exported transcriber
     `model` beam-searching with KenLM model `arpa`, on `utterances`. A phone model's search
-    runs on a pronunciation LM and spells its words with `spelling` (lexicon, word LM)."""
+    runs on a pronunciation LM and spells its words with `spelling` (lexicon, word LM).
+    `general`: a general model mixed into the search (and the one mixed into spelling),
+    whose weight is tuned too (`GENERAL_GRID`)."""
     from speechseq.decoding import BeamOptions, BeamSearch
 
     defaults = BeamOptions()
-    if spelling is None:
-        def beam_search(vocabulary, alpha: float, beta: float) -> BeamSearch:
-            return BeamSearch(vocabulary, BeamOptions(beam_width=beam_width, lm=arpa, alpha=alpha, beta=beta))
+    grid, start = LM_GRID, (defaults.alpha, defaults.beta)
+    mixed = {}
+    if general is not None:
+        # The general model starts with as much say as the task's own.
+        grid, start = GENERAL_GRID, (defaults.alpha, defaults.alpha, defaults.beta)
+        mixed = {"general_lm": general[0]}
 
-        return _tune_weights(model, utterances, LM_GRID, (defaults.alpha, defaults.beta), beam_search)
+    def options(alpha: float, beta: float, general_alpha: float = 0.0) -> BeamOptions:
+        return BeamOptions(beam_width=beam_width, lm=arpa, alpha=alpha, beta=beta, general_alpha=general_alpha,
+                           **mixed)
+
+    if spelling is None:
+        def beam_search(vocabulary, **weights) -> BeamSearch:
+            return BeamSearch(vocabulary, options(**weights))
+
+        return _tune_weights(model, utterances, grid, start, beam_search)
 
     from speechseq.phone_decoding import PhoneBeamSearch
 
-    def phone_search(vocabulary, alpha: float, beta: float) -> PhoneBeamSearch:
-        options = BeamOptions(beam_width=beam_width, lm=arpa, alpha=alpha, beta=beta)
-        return PhoneBeamSearch(vocabulary, options, *spelling)
+    general_words = general[1] if general else None
+
+    def phone_search(vocabulary, **weights) -> PhoneBeamSearch:
+        return PhoneBeamSearch(vocabulary, options(**weights), *spelling, general_words_lm=general_words)
 
     def without_lm(vocabulary) -> PhoneBeamSearch:
         return PhoneBeamSearch(vocabulary, BeamOptions(beam_width=1), *spelling)
 
-    return _tune_weights(model, utterances, LM_GRID, (defaults.alpha, defaults.beta), phone_search, without_lm)
+    return _tune_weights(model, utterances, grid, start, phone_search, without_lm)

@@ -187,3 +187,17 @@ def test_no_held_out_trains_and_leaves_the_held_out_sets_to_score_only(english, 
     with pytest.raises(SystemExit):
         english.main(["--out", str(out), "--score-only", "--no-held-out"])
     assert "cannot go with --no-held-out" in capsys.readouterr().err
+
+
+def test_a_bigram_dump_cut_mid_line_keeps_the_same_whole_lines_and_too_short_a_one_is_refused(english):
+    """PocketSphinx 5.1.1's ARPA writer crashes on its en-us model once the bigrams are out,
+    a few dozen lines from their end and on some runs with numbers it should not have read:
+    only words count, and only bigrams whose second word sorts before "zu", so every run
+    keeps the same ones."""
+    head = "\\data\\\nngram 1=3\nngram 2=4\nngram 3=9\n\n\\1-grams:\n"
+    unigrams = "-1.0\t<s>\t-0.5\n-2.0\tfor\t-0.1\n-98765.25\tthe\t-0.3\n-3\tzulu\t0\n"
+    bigrams = "\n\\2-grams:\n-0.1\t<s>\tfor\t0.0\n-0.2\tfor\tthe\t0.0\n-9e9\tthe\tzulu\t0\n-1\tzulu\tzu"
+    words, pairs = english.written_ngrams(head + unigrams + bigrams)
+    assert words == ["<s>", "for", "the", "zulu"] and pairs == [("<s>", "for"), ("for", "the")]
+    with pytest.raises(SystemExit, match="stopped writing its en-us LM's bigrams before 'zu' \\(2 written\\)"):
+        english.written_ngrams(head + unigrams + bigrams.split("-9e9")[0] + "-9e")

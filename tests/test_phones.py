@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from speechseq import cli, corpora, grammar, language_model, metrics
+from speechseq.general_lm import Bigrams
+from speechseq.language_model import build_arpa
 from speechseq.lexicon import (ARPABET, WORD_TEXT, Lexicon, LexiconError, arpabet, is_phone_vocabulary,
                                phone_vocabulary, pocketsphinx_dictionary)
 from speechseq.phone_decoding import PhoneBeamSearch
@@ -88,8 +90,8 @@ def shipped():
 
 
 def test_homophones_are_spelt_as_the_word_lm_prefers_them_in_their_sentence(shipped):
-    options, lexicon, words_lm = shipped
-    search = PhoneBeamSearch(phone_vocabulary(), options, lexicon, words_lm)
+    lexicon = shipped.lexicon
+    search = PhoneBeamSearch(phone_vocabulary(), shipped.options, lexicon, shipped.words_lm)
     spell = lambda text: " ".join(search.spell(lexicon.spell(text).split()))  # noqa: E731
     assert spell("i want to go home") == "i want to go home"
     assert spell("two dollars") == "two dollars"
@@ -176,22 +178,28 @@ def test_phone_model_exports_and_transcription_refuse_what_they_cannot_do(tmp_pa
     assert resolve_version(PHONES) == PHONES
 
 
-def test_an_exported_phone_run_ships_its_lexicon_lm_and_graph_words(tmp_path, capsys, monkeypatch):
-    """Re-export the shipped phone model from its Keras file with a small text: the lexicon,
-    the pronunciation LM and the graph's words are made, tuned, and transcription uses them."""
+def test_an_exported_phone_run_ships_its_lexicon_lm_general_lm_and_graph_words(tmp_path, capsys, monkeypatch):
+    """Re-export the shipped phone model from its Keras file with a small text and a small
+    general model: the lexicon, the pronunciation LM, the general model over its words and
+    pronunciations and the graph's words are made, tuned, and transcription uses them."""
     from speechseq import tuning
 
-    monkeypatch.setattr(tuning, "LM_GRID", {"alpha": (0.5,), "beta": (1.0, 2.0)})  # a small grid, for time
+    # Small grids, for time.
+    monkeypatch.setattr(tuning, "LM_GRID", {"alpha": (0.5,), "beta": (1.0, 2.0)})
+    monkeypatch.setattr(tuning, "GENERAL_GRID", {"alpha": (0.5,), "general_alpha": (0.25, 0.5), "beta": (1.0,)})
     texts = tmp_path / "texts.txt"
     texts.write_text("three two one zero\nfour five six\nthe cat sat on the mat\n")
+    general = build_arpa(["three two one zero", "one two three", "the cat sat", "a zebra sat"],
+                         tmp_path / "general.arpa", order=2)
     sample = ROOT / "samples" / "countdown.wav"
     dev = corpora.write_manifest([corpora.Utterance(sample, "three two one zero")], tmp_path / "dev.jsonl")
     out = tmp_path / "english"
     assert cli.main(["export", str(PHONES), "--out", str(out), "--lm-from", str(texts), "--tune-lm", str(dev),
-                     "--samples", str(sample)]) == 0
+                     "--general-lm", str(general), "--general-lm-bigrams", "5", "--samples", str(sample)]) == 0
     printed = capsys.readouterr().out
     assert "12 of its words in the lexicon" in printed and "the graph searches 12 of its words" in printed
-    assert "weights tuned on 1 dev utterances (2 candidates)" in printed
+    assert "general model from general.arpa: " in printed and ", 5 bigrams" in printed
+    assert "weights tuned on 1 dev utterances (2 candidates): alpha 0.5, general 0.5, beta 1" in printed
     assets = out / "1" / "assets"
     # The shipped scores were measured with the shipped LMs: a new LM's export does not claim them.
     assert (PHONES / "assets" / "results.json").exists()
@@ -201,6 +209,17 @@ def test_an_exported_phone_run_ships_its_lexicon_lm_and_graph_words(tmp_path, ca
     settings = json.loads((assets / "lm.json").read_text())
     assert settings["lexicon"] == "lexicon.dict" and settings["phone_sentences"] == 3
     assert set(Lexicon.read(assets / "lexicon.dict").pronunciations) == set(texts.read_text().split())
+    # The general model knows only the export's words ("a", "zebra" go), and ships gzip'd.
+    assert settings["general"] == {"built_from": "general.arpa", "words": 9, "bigrams": 5}
+    assert settings["general_alpha"] == 0.5
+    assert json.loads((assets / "model_card.json").read_text())["language_model"]["general_alpha"] == 0.5
+    general_words = Bigrams.read(assets / "general-lm.arpa.gz")
+    assert "zebra" not in general_words.unigrams and len(general_words.bigrams) == 5
+    general_phones = Bigrams.read(assets / "general-phone-lm.arpa.gz").unigrams  # pronunciations, not words
+    assert "TrI" in general_phones and "three" not in general_phones
+    search = language_model.shipped_lexicon(out / "1")
+    assert search.options.general_lm.endswith("general-phone-lm.arpa.gz")
+    assert search.general_words_lm.endswith("general-lm.arpa.gz")
     assert Transcriber(out).transcribe(ROOT / "samples" / "countdown.wav").text == "three two one zero"
     # --tune-lm alone re-tunes the kept LMs: the search on pronunciations, spelt in words.
     again = corpora.write_manifest([corpora.Utterance(sample, "three two one zero")], tmp_path / "again.jsonl")
@@ -209,6 +228,8 @@ def test_an_exported_phone_run_ships_its_lexicon_lm_and_graph_words(tmp_path, ca
     assert cli.main(["export", str(out / "1"), "--out", str(out), "--tune-lm", str(again), "--samples", str(sample),
                      "--results", str(scores)]) == 0
     assert "the language model it keeps, weights tuned on 1 dev utterances (2 candidates)" in capsys.readouterr().out
+    for name in ("general-lm.arpa.gz", "general-phone-lm.arpa.gz"):  # the general model is kept too
+        assert (out / "2" / "assets" / name).read_bytes() == (assets / name).read_bytes()
     expected = {"countdown": {"wer": 0.0, "utterances": 1}}
     assert json.loads((out / "2" / "assets" / "results.json").read_text()) == expected
     assert json.loads((out / "2" / "assets" / "model_card.json").read_text())["metrics"] == expected
