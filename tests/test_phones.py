@@ -4,11 +4,13 @@ and an LM of pronunciations, and what comes out is words of the lexicon (`speech
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from speechseq import cli, corpora, grammar, language_model, metrics
@@ -21,7 +23,7 @@ from speechseq.published import ExportError, resolve_version
 from speechseq.transcribe import Transcriber, TranscriberOptions
 
 ROOT = Path(__file__).resolve().parents[1]
-PHONES = ROOT / "saved_models" / "english-read" / "13"  # the shipped phone model
+PHONES = ROOT / "saved_models" / "english-read" / "14"  # the shipped phone model
 CHARACTERS = ROOT / "saved_models" / "english-read" / "7"  # the character model it follows
 
 
@@ -125,6 +127,25 @@ def test_the_phone_model_writes_only_its_lexicon_s_words_and_reads_new_prompts_b
     result = phones.transcribe(files[0])
     assert all(0 <= w.start < w.end <= result.duration + 0.05 for w in result.words)
     assert [w.start for w in result.words] == sorted(w.start for w in result.words)
+
+
+def test_the_shipped_general_model_reads_a_homophone_as_common_english_has_it(kathleen_dir):
+    """A dev take of Kathleen's (a prompt no model trained on): with the general model its
+    export ships, "for the first time"; with its own LMs alone (their prompts are full of
+    digits), at the same weights, "four the first time"."""
+    from speechseq import audio
+
+    clip = kathleen_dir / "arctic_a0176_1592713267.flac"
+    transcriber = Transcriber(PHONES)
+    assert transcriber.transcribe(clip).text == "for the first time in his life he was yearning for a scrap"
+    search = language_model.shipped_lexicon(PHONES)
+    assert search.options.general_lm and search.general_words_lm
+    alone = PhoneBeamSearch(phone_vocabulary(), dataclasses.replace(search.options, general_lm=None),
+                            search.lexicon, search.words_lm)
+    waveform = audio.load(clip, transcriber.sample_rate)
+    log_probs, frames = transcriber.log_probs(waveform[np.newaxis], np.array([waveform.size], np.int32))
+    words = alone.words(log_probs[0, : frames[0]], transcriber.seconds_per_frame)
+    assert " ".join(w.text for w in words).startswith("four the first time")
 
 
 def test_tf_serving_gets_words_of_the_lexicon_from_the_phone_model_s_graph(held_out_kathleen):
