@@ -82,7 +82,8 @@ def speechseq_systems(model: str) -> dict:
     systems = {plain: lambda waves: [r.text for r in greedy.transcribe_arrays(waves)]}
     if lm is not None:
         what = "its lexicon and LMs" if phones else "its LM"
-        systems[f"{label} + {what} (alpha {lm.alpha:g}, beta {lm.beta:g}, beam {lm.beam_width})"] = (
+        general = f", general {lm.general_alpha:g}" if lm.general_lm else ""
+        systems[f"{label} + {what} (alpha {lm.alpha:g}{general}, beta {lm.beta:g}, beam {lm.beam_width})"] = (
             lambda waves: [r.text for r in shipped.transcribe_arrays(waves)])
     return systems
 

@@ -160,4 +160,14 @@ def test_bad_language_model_requests_are_refused(tmp_path, capsys):
     assert "one word per line" in capsys.readouterr().err
     assert cli.main(["export", str(SENTENCES), "--out", out, "--lm-from", clip, "--lm-beam", "0"]) == 2
     assert "--lm-beam must be at least 1" in capsys.readouterr().err
+    general = build_arpa(["the cat sat"], tmp_path / "general.arpa", order=2)
+    assert cli.main(["export", str(SENTENCES), "--out", out, "--general-lm-bigrams", "5"]) == 2
+    assert "prunes the model of --general-lm: give the model too" in capsys.readouterr().err
+    assert cli.main(["export", str(SENTENCES), "--out", out, "--general-lm", str(general),
+                     "--general-lm-bigrams", "0"]) == 2
+    assert "--general-lm-bigrams must be at least 1" in capsys.readouterr().err
+    assert cli.main(["export", str(SENTENCES), "--out", out, "--general-lm", str(general), "--grammar", str(phrases)]) == 2
+    assert "--grammar ships a closed word list instead" in capsys.readouterr().err
+    assert cli.main(["export", str(SENTENCES), "--out", out, "--general-lm", str(general), "--samples", clip]) == 2
+    assert "keeps none; give --lm-from too" in capsys.readouterr().err  # nothing to mix it into
     assert not (tmp_path / "x" / "1").exists()
