@@ -313,7 +313,7 @@ _BIGRAMS_BEFORE = "zu"
 
 def general_bigrams() -> Path:
     """PocketSphinx's general en-us LM as a bigram ARPA file (work/english/general-bigrams.arpa,
-    45 MB), for `speechseq export --general-lm`.
+    50 MB), for `speechseq export --general-lm`.
 
     pocketsphinx 5.1.1 cannot write that model: its header counts 6 more bigrams than its
     trie holds, and its ARPA writer crashes once the bigrams are out (cmusphinx/pocketsphinx#502;
