@@ -8,9 +8,11 @@ from pathlib import Path
 
 import kenlm
 import pytest
+from pyctcdecode.language_model import MultiLanguageModel
 
 from speechseq import cli, corpora, language_model, metrics, tuning
 from speechseq.decoding import BeamSearch
+from speechseq.general_lm import Bigrams
 from speechseq.language_model import LanguageModelError, build_arpa, kenlm_layout
 from speechseq.text import Vocabulary
 from speechseq.transcribe import Transcriber, TranscriberOptions
@@ -105,10 +107,22 @@ def test_an_export_ships_a_language_model_of_its_training_text_and_beam_searches
     assert retuned["sentences"] == settings["sentences"] and retuned["alpha"] in (0.5, 1.0)
     card = json.loads((out / "3" / "assets" / "model_card.json").read_text())
     assert card["language_model"] == retuned
+    # A general model mixed into a character model's kept LM: over the LM's words, with as much say untuned.
+    general = build_arpa(["she said that the man was here", "the zebra was here"], tmp_path / "general.arpa", order=2)
+    assert cli.main(["export", str(out / "3"), "--out", str(out), "--general-lm", str(general), "--samples", sample]) == 0
+    assert "general model from general.arpa: " in capsys.readouterr().out
+    mixed = language_model.shipped(out / "4")
+    assert mixed.general_lm == str(out / "4" / "assets" / "general-lm.arpa.gz") and mixed.general_alpha == mixed.alpha
+    assert "zebra" not in Bigrams.read(mixed.general_lm).unigrams  # not a word of its LM
+    assert not (out / "4" / "assets" / "general-phone-lm.arpa.gz").exists()  # a phone model's only
+    with_general = Transcriber(out / "4")
+    assert isinstance(with_general._decoder._decoder._language_model, MultiLanguageModel)
+    assert with_general.transcribe(files[0]).text
     digits = str(ROOT / "pipelines" / "grammars" / "digits.txt")
-    assert cli.main(["export", str(out / "3"), "--out", str(out), "--grammar", digits, "--samples", sample]) == 0
-    assert language_model.shipped(out / "4") is None and Transcriber(out).decoding == "grammar"
-    assert "language_model" not in json.loads((out / "4" / "assets" / "model_card.json").read_text())
+    assert cli.main(["export", str(out / "4"), "--out", str(out), "--grammar", digits, "--samples", sample]) == 0
+    assert language_model.shipped(out / "5") is None and Transcriber(out).decoding == "grammar"
+    assert "language_model" not in json.loads((out / "5" / "assets" / "model_card.json").read_text())
+    assert not (out / "5" / "assets" / "general-lm.arpa.gz").exists()  # a word list replaces every LM
 
 
 def test_a_word_list_in_the_shipped_model_lets_the_search_keep_words_no_training_prompt_has(
