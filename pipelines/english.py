@@ -242,25 +242,33 @@ DICTIONARY_WORDS = (4, 10)  # words per dictionary string, fewest and most
 WORD = re.compile(r"[a-z]+('[a-z]+)?")  # what the vocabulary spells: letters, one inner apostrophe
 
 
+LOG_BASE = 1.0001  # PocketSphinx's log-probabilities are in units of log(1.0001)
+
+
+def pocketsphinx_en_us(option: str):
+    """PocketSphinx's en-us model folder and its general LM (an `NGramModel`), which `option`
+    reads: the peers extra."""
+    try:
+        from pocketsphinx import Config, LogMath, NGramModel, get_model_path
+    except ImportError:
+        raise SystemExit(f"{option} reads PocketSphinx's dictionary and LM: pip install -e '.[peers]'") from None
+    folder = Path(get_model_path()) / "en-us"
+    return folder, NGramModel(Config(), LogMath(), str(folder / "en-us.lm.bin"))
+
+
 @functools.cache
 def dictionary_words() -> tuple[list[str], np.ndarray]:
     """The words PocketSphinx's en-us pronouncing dictionary spells plainly and its general
     en-us LM knows, with the square root of each one's unigram probability (flattened: more
     of the middle of the vocabulary, less of "the"), normalised to sum to 1."""
     import numpy as np
-    try:
-        from pocketsphinx import Config, LogMath, NGramModel, get_model_path
-    except ImportError:
-        raise SystemExit("--dictionary-sentences reads PocketSphinx's dictionary and LM: "
-                         "pip install -e '.[peers]'") from None
-    model = Path(get_model_path()) / "en-us"
+    model, language_model = pocketsphinx_en_us("--dictionary-sentences")
     words = sorted({line.split(maxsplit=1)[0] for line in
                     (model / "cmudict-en-us.dict").read_text(encoding="utf-8").splitlines() if line.strip()})
     words = [word for word in words if WORD.fullmatch(word)]  # variants ("read(2)") and symbols go
-    language_model = NGramModel(Config(), LogMath(), str(model / "en-us.lm.bin"))
     scores = np.array([language_model.prob([word]) for word in words], dtype=np.float64)
     known = scores > -5e8  # a word the LM never saw scores -2**29
-    weights = np.exp(0.5 * np.log(1.0001) * scores[known])  # its log-probabilities are in units of log(1.0001)
+    weights = np.exp(0.5 * np.log(LOG_BASE) * scores[known])
     return [w for w, k in zip(words, known) if k], weights / weights.sum()
 
 
@@ -319,9 +327,9 @@ def general_bigrams() -> Path:
     trie holds, and its ARPA writer crashes once the bigrams are out (cmusphinx/pocketsphinx#502;
     fixed upstream by #501, not in a release here), after writing, on some runs, numbers
     from memory it should not read. So the writer runs in a child process for WHICH bigrams
-    there are (all but the few dozen its crash cuts off), and each one's probability is
-    asked of the model itself (`NGramModel.prob`); back-offs are worked out again
-    (`general_lm.Bigrams.from_probabilities`). Its trigrams are left out."""
+    there are (all but those whose second word sorts from "zu" on: `written_ngrams`), and
+    each one's probability is asked of the model itself (`NGramModel.prob`); back-offs are
+    worked out again (`general_lm.Bigrams.from_probabilities`). Its trigrams are left out."""
     import math
     import subprocess
     import sys
@@ -331,18 +339,14 @@ def general_bigrams() -> Path:
     path = WORK / "general-bigrams.arpa"
     if path.exists():
         return path
-    try:
-        from pocketsphinx import Config, LogMath, NGramModel, get_model_path
-    except ImportError:
-        raise SystemExit("--general-bigrams reads PocketSphinx's general LM: pip install -e '.[peers]'") from None
+    _, model = pocketsphinx_en_us("--general-bigrams")
     raw = WORK / "general-bigrams.partial.arpa"
     raw.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-c", _WRITE_POCKETSPHINX_ARPA, str(raw)], capture_output=True)
     text = raw.read_text(encoding="utf-8", errors="replace") if raw.exists() else ""
     raw.unlink(missing_ok=True)
     words, pairs = written_ngrams(text)
-    model = NGramModel(Config(), LogMath(), str(Path(get_model_path()) / "en-us" / "en-us.lm.bin"))
-    unit = math.log10(1.0001)  # its log-probabilities are in units of log(1.0001)
+    unit = math.log10(LOG_BASE)
     unigrams = {word: model.prob([word]) * unit for word in words}
     unigrams["<s>"] = -99.0  # a history only
     known = set(unigrams)

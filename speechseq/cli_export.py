@@ -224,7 +224,7 @@ def _retune_language_model(args, staging: Path, checked: dict) -> None:
                                        spelling=(phones.lexicon, phones.words_lm) if phones else None, general=general)
     language_model.reweigh(staging, tuned.alpha, tuned.beta, tuned.about(args.tune_lm.name), tuned.general_alpha)
     what = "the language model it ships" if args.lm_from else "the language model it keeps"
-    checked["decoding"] = (checked["decoding"] + "; " if "decoding" in checked else "") + f"{what}, " + _tuned(tuned)
+    _note_decoding(checked, f"{what}, " + _tuned(tuned))
 
 
 def _ship_general_language_model(args, staging: Path, checked: dict) -> None:
@@ -247,7 +247,12 @@ def _ship_general_language_model(args, staging: Path, checked: dict) -> None:
     about = {"built_from": args.general_lm.name, "words": len(general.unigrams), "bigrams": len(general.bigrams)}
     language_model.ship_general(staging, general, phones.lexicon if phones else None, task.alpha, about)
     note = f"general model from {args.general_lm.name}: {about['words']} words, {about['bigrams']} bigrams"
-    checked["decoding"] = (checked["decoding"] + "; " if "decoding" in checked else "") + note
+    _note_decoding(checked, note)
+
+
+def _note_decoding(checked: dict, note: str) -> None:
+    """Add `note` to what the export prints of its decoding (after what an earlier step said)."""
+    checked["decoding"] = f"{checked['decoding']}; {note}" if "decoding" in checked else note
 
 
 def _grammar_lexicon(args, words, staging: Path):
@@ -313,7 +318,7 @@ def _ship_language_model(args, trained, staging: Path, checked: dict, listed_wor
     arpa.unlink()
     if shipped_phones:
         shipped_phones[0].unlink()
-        checked["decoding"] += "; " + _ship_graph_words(trained, staging, texts, listed_words, shipped_phones[1])
+        _note_decoding(checked, _ship_graph_words(trained, staging, texts, listed_words, shipped_phones[1]))
 
 
 # The graph's word search (TF Serving's transcript) is exact, one step per frame over every

@@ -154,9 +154,11 @@ class PhoneBeamSearch:
         self._respelling = Respelling(lexicon.phone_words())
         self._edit_cost = edit_cost
         self._word_lms: list = []  # (KenLM model, weight) pairs whose weights sum to 1
+        self._new_state = None  # kenlm.State, kept so the spelling loop imports nothing
         if words_lm is not None:
             import kenlm
 
+            self._new_state = kenlm.State
             self._word_lms = [(kenlm.Model(words_lm), 1.0)]
             if general_words_lm is not None and options.general_lm is not None:
                 share = options.general_alpha / (options.alpha + options.general_alpha or 1.0)
@@ -211,9 +213,7 @@ class PhoneBeamSearch:
     def _start_state(self):
         if not self._word_lms:
             return ()
-        import kenlm
-
-        states = tuple(kenlm.State() for _ in self._word_lms)
+        states = tuple(self._new_state() for _ in self._word_lms)
         for (model, _), state in zip(self._word_lms, states):
             model.BeginSentenceWrite(state)
         return states
@@ -223,9 +223,7 @@ class PhoneBeamSearch:
         without a word LM, one edit's cost."""
         if not self._word_lms:
             return -self._edit_cost, ()
-        import kenlm
-
-        after = tuple(kenlm.State() for _ in self._word_lms)
+        after = tuple(self._new_state() for _ in self._word_lms)
         score = sum(weight * model.BaseScore(state, word, next_state)
                     for (model, weight), state, next_state in zip(self._word_lms, states, after))
         return score, after
